@@ -1,0 +1,28 @@
+"""Command-line plumbing shared by the entry points: usage errors are one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+USAGE_ERROR = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints the whole usage block; one line is enough
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def fail(prog: str, message: str, code: int = USAGE_ERROR):
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def quiet_lightning() -> None:
+    """Lightning's banners (GPU available…, seed set…) drown the one line a user wants."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    warnings.filterwarnings("ignore", module="lightning_fabric")

@@ -1,0 +1,167 @@
+"""Train one configuration: `python -m dotmlp.train --dimension 1 --depth 2 --width 64 --steps 3000`."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Iterable
+
+import pytorch_lightning as pl
+import torch
+
+from dotmlp.cli import ArgumentParser, fail, quiet_lightning
+from dotmlp.config import DATA_REGIMES, SCHEDULES, TARGETS, ConfigError, TrialConfig
+from dotmlp.module import DotProductModule
+
+
+def make_trainer(
+    config: TrialConfig, callbacks: Iterable["pl.Callback"] = (), accelerator: str = "auto"
+) -> "pl.Trainer":
+    """A Trainer that only trains and evaluates: no logger, progress bar or checkpoints of its own
+    (each costs time per step; the sweep adds what it needs as callbacks)."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        max_steps=config.steps,
+        max_epochs=-1,
+        val_check_interval=config.eval_interval,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
+
+
+def train(
+    config: TrialConfig,
+    callbacks: Iterable["pl.Callback"] = (),
+    ckpt_path: str | None = None,
+    accelerator: str = "auto",
+) -> dict:
+    """Train one model to its budget (or until it diverges) and return its held-out metrics."""
+    import pytorch_lightning as pl
+
+    from dotmlp.module import DotProductModule
+
+    pl.seed_everything(config.seed, verbose=False)
+    module = DotProductModule(config.to_dict())
+    trainer = make_trainer(config, callbacks, accelerator)
+    started = time.perf_counter()
+    trainer.fit(module, ckpt_path=ckpt_path)
+    seconds = time.perf_counter() - started
+    if module.last_metrics.get("steps") != trainer.global_step and not module.diverged:
+        trainer.validate(module, verbose=False)  # the budget ended between two evaluations
+    return summarize(module, trainer.global_step, seconds)
+
+
+def summarize(module: "DotProductModule", steps: int, seconds: float) -> dict:
+    samples = steps * module.config.batch_size
+    return {
+        **module.last_metrics,
+        "diverged": module.diverged,
+        "params": module.params,
+        "steps": steps,
+        "samples": samples,
+        "seconds": seconds,
+        "samples_per_second": samples / seconds if seconds > 0 else float("nan"),
+        "device": str(module.device),
+        "config": module.config.to_dict(),
+    }
+
+
+def finite_or_none(values: dict) -> dict:
+    """Strict JSON has no NaN: a diverged run's metrics become null."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()
+    }
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m dotmlp.train", description=__doc__)
+    parser.add_argument("--dimension", type=int, required=True, help="d, the vectors' length (>= 1)")
+    parser.add_argument("--depth", type=int, default=2, help="hidden layers (>= 0; 0 = linear)")
+    parser.add_argument("--width", type=int, default=64, help="units per hidden layer (>= 1)")
+    parser.add_argument(
+        "--layers", default=None, help="explicit hidden sizes, e.g. 16,8,4,2 (overrides depth, width)"
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (> 0)")
+    parser.add_argument("--steps", type=int, required=True, help="optimiser steps (>= 1)")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--multiply", action="store_true", help="feed a*b as an extra input")
+    parser.add_argument("--target", choices=TARGETS, default="dot")
+    parser.add_argument("--data", choices=DATA_REGIMES, default="fresh")
+    parser.add_argument("--train-samples", type=int, default=1024, help="fixed regime: training pairs")
+    parser.add_argument("--val-samples", type=int, default=16384, help="held-out pairs")
+    parser.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: steps/10)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="constant")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--json", action="store_true", help="last stdout line: the results as JSON")
+    return parser
+
+
+def parse_config(args) -> TrialConfig:
+    hidden = None
+    if args.layers is not None:
+        try:
+            hidden = tuple(int(s) for s in args.layers.split(",") if s.strip())
+        except ValueError:
+            message = f"layers must be comma-separated integers >= 1, got {args.layers!r}"
+            raise ConfigError(message) from None
+    return TrialConfig(
+        dimension=args.dimension,
+        depth=len(hidden) if hidden is not None else args.depth,
+        width=args.width,
+        hidden=hidden,
+        lr=args.lr,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        multiply=args.multiply,
+        target=args.target,
+        data=args.data,
+        train_samples=args.train_samples,
+        val_samples=args.val_samples,
+        eval_every=args.eval_every,
+        schedule=args.schedule,
+        seed=args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = parse_config(args)
+    except ConfigError as error:
+        fail(parser.prog, str(error))
+    if args.threads < 0:
+        fail(parser.prog, f"threads must be an integer >= 0, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    quiet_lightning()
+    print(f"config: {json.dumps(config.to_dict())}", flush=True)
+    result = train(config)
+    if args.json:
+        print(json.dumps(finite_or_none(result), allow_nan=False))
+    else:
+        status = "DIVERGED" if result["diverged"] else "done"
+        print(
+            f"{status}: val_nmse={result['val_nmse']:.3g} val_mse={result['val_mse']:.3g} "
+            f"train_mse={result['train_mse']:.3g} params={result['params']} steps={result['steps']} "
+            f"samples/s={result['samples_per_second']:.0f}"
+        )
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,28 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Trials and subprocesses must not find a cluster left by another run (see design.md).
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+@pytest.fixture
+def run_cli():
+    """Run one of the project's real entry points in a subprocess, as a user would."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path = ROOT):
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+    return run

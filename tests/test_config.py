@@ -1,0 +1,38 @@
+import math
+
+import pytest
+
+from dotmlp.config import ConfigError, TrialConfig
+
+
+def test_defaults_are_valid_and_round_trip():
+    config = TrialConfig(dimension=4)
+    assert TrialConfig.from_dict({**config.to_dict(), "unrelated_tune_key": 1}) == config
+    assert config.hidden_sizes == (64, 64)
+    assert config.eval_interval == 100
+
+
+def test_explicit_layers_override_depth_and_width():
+    config = TrialConfig(dimension=2, hidden=[16, 8, 4, 2])
+    assert config.hidden_sizes == (16, 8, 4, 2)
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("dimension", 0, "dimension must be an integer >= 1"),
+        ("depth", -1, "depth must be an integer >= 0"),
+        ("width", 0, "width must be an integer >= 1"),
+        ("lr", 0.0, "lr must be a finite number > 0"),
+        ("lr", -1e-3, "lr must be a finite number > 0"),
+        ("lr", math.nan, "lr must be a finite number > 0"),
+        ("lr", "fast", "lr must be a number > 0"),
+        ("steps", 0, "steps must be an integer >= 1"),
+        ("target", "l2", "target must be one of dot, cosine"),
+        ("data", "pool", "data must be one of fresh, fixed"),
+        ("hidden", (4, 0), "hidden layer size must be an integer >= 1"),
+    ],
+)
+def test_bad_settings_name_the_argument_and_range(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        TrialConfig(**{"dimension": 4, field: value})

@@ -1,0 +1,51 @@
+import torch
+
+from dotmlp import data
+
+
+def test_targets_are_the_dot_product_and_cosine():
+    a = torch.tensor([[1.0, 2.0, 3.0]])
+    b = torch.tensor([[11.0, 21.0, 19.0]])
+    assert data.target_values(a, b, "dot").item() == 110.0  # torch.dot's own example
+    cosine = data.target_values(a, b, "cosine").item()
+    assert abs(cosine - 110.0 / (a.norm() * b.norm()).item()) < 1e-6
+
+
+def test_dot_target_has_variance_d():
+    generator = data.make_generator(0, "cpu")
+    for d in (1, 16):
+        _, _, y = data.sample_pairs(200_000, d, generator)
+        assert abs(y.var().item() / d - 1) < 0.03
+
+
+def test_held_out_set_is_fixed_and_independent_of_the_trial_seed():
+    first = data.held_out_set(3, 64, "cpu")
+    again = data.held_out_set(3, 64, "cpu")
+    assert all(torch.equal(x, y) for x, y in zip(first, again, strict=True))
+    train = next(iter(data.FreshBatches(3, 64, data.make_generator(data.training_seed(0, 0), "cpu"))))
+    assert not torch.equal(train[0], first[0])
+
+
+def test_fresh_batches_never_repeat_and_are_seeded():
+    def stream(seed):
+        return iter(data.FreshBatches(2, 8, data.make_generator(seed, "cpu")))
+
+    one, two = stream(5), stream(5)
+    b1, b2 = next(one), next(one)
+    assert torch.equal(b1[0], next(two)[0])
+    assert not torch.equal(b1[0], b2[0])
+
+
+def test_fixed_batches_reuse_the_same_pairs_every_epoch():
+    batches = data.FixedBatches(2, 32, 8, data.make_generator(1, "cpu"))
+    stream = iter(batches)
+    epoch1 = torch.cat([next(stream)[0] for _ in range(4)])
+    epoch2 = torch.cat([next(stream)[0] for _ in range(4)])
+    key = lambda t: sorted(map(tuple, t.tolist()))  # noqa: E731
+    assert key(epoch1) == key(epoch2) == key(batches.pairs[0])
+    assert not torch.equal(epoch1, epoch2)  # reshuffled
+
+
+def test_training_seed_differs_after_resume():
+    assert data.training_seed(0, 0) != data.training_seed(0, 500)
+    assert data.training_seed(0, 0) != data.HELD_OUT_SEED

@@ -1,0 +1,82 @@
+"""Real Lightning training at small budgets: the science's fixed points, then the CLI."""
+
+import json
+
+import pytest
+
+from dotmlp.config import TrialConfig
+from dotmlp.train import train
+
+
+def test_small_relu_mlp_learns_the_1d_product():
+    # The notebook's networks end at NMSE ≈ 0.96 on d = 1; a correct head and fresh data fix that.
+    result = train(TrialConfig(dimension=1, depth=2, width=64, lr=1e-3, steps=3000))
+    assert result["val_nmse"] <= 1e-3
+    assert result["steps"] == 3000 and result["samples"] == 3000 * 1024
+    assert not result["diverged"]
+
+
+def test_multiplication_flag_makes_a_linear_model_exact():
+    result = train(TrialConfig(dimension=8, depth=0, multiply=True, lr=1e-2, steps=2000))
+    assert result["val_nmse"] <= 1e-5
+    assert result["params"] == 3 * 8 + 1
+
+
+def test_a_linear_model_cannot_learn_the_dot_product():
+    # E[y·a] = E[y·b] = 0: the best linear predictor is the mean, NMSE ≈ 1 whatever the training.
+    result = train(TrialConfig(dimension=4, depth=0, lr=1e-2, steps=1000))
+    assert result["val_nmse"] >= 0.9
+    assert abs(result["val_r2"] - (1 - result["val_nmse"])) < 1e-12
+
+
+def test_fixed_regime_shows_the_generalisation_gap():
+    config = TrialConfig(dimension=4, depth=2, width=128, lr=1e-3, steps=1500, data="fixed",
+                         train_samples=1024)
+    result = train(config)
+    assert result["train_mse"] * 10 < result["val_mse"]
+
+
+def test_divergence_is_a_result_not_a_crash():
+    result = train(TrialConfig(dimension=4, depth=4, width=64, lr=1e4, steps=300, eval_every=10))
+    assert result["diverged"]
+    assert result["steps"] < 300  # training ended early
+
+
+def test_final_evaluation_happens_at_the_end_of_the_budget():
+    result = train(TrialConfig(dimension=2, depth=1, width=8, steps=25, eval_every=10))
+    assert result["steps"] == 25 and result["samples"] == 25 * 1024
+
+
+def test_cli_prints_json_last(run_cli):
+    proc = run_cli("-m", "dotmlp.train", "--dimension", "2", "--layers", "8,4", "--lr", "1e-2",
+                   "--steps", "20", "--batch-size", "64", "--target", "cosine", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("val_nmse", "val_mse", "params", "steps", "samples", "samples_per_second", "diverged"):
+        assert key in result
+    assert result["config"]["hidden"] == [8, 4] and result["steps"] == 20
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--dimension", "0"], "dimension must be an integer >= 1"),
+        (["--depth", "-1"], "depth must be an integer >= 0"),
+        (["--width", "0"], "width must be an integer >= 1"),
+        (["--lr", "0"], "lr must be a finite number > 0"),
+        (["--lr", "nan"], "lr must be a finite number > 0"),
+        (["--lr", "fast"], "--lr: invalid float value"),
+        (["--steps", "0"], "steps must be an integer >= 1"),
+        (["--layers", "4,x"], "layers must be comma-separated integers"),
+        (["--target", "l1"], "--target: invalid choice"),
+    ],
+)
+def test_cli_usage_errors_are_one_line_and_exit_2(run_cli, args, words):
+    base = {"--dimension": "2", "--steps": "5"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = [item for pair in base.items() for item in pair]
+    proc = run_cli("-m", "dotmlp.train", *argv, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
