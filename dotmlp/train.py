@@ -7,18 +7,21 @@ import math
 import sys
 import time
 from collections.abc import Iterable
-
-import pytorch_lightning as pl
-import torch
+from typing import TYPE_CHECKING
 
 from dotmlp.cli import ArgumentParser, fail, quiet_lightning
 from dotmlp.config import DATA_REGIMES, SCHEDULES, TARGETS, ConfigError, TrialConfig
-from dotmlp.module import DotProductModule
+
+# torch and Lightning take seconds to import: the CLI validates its arguments before paying that.
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from dotmlp.module import DotProductModule
 
 
 def make_trainer(
-    config: TrialConfig, callbacks: Iterable["pl.Callback"] = (), accelerator: str = "auto"
-) -> "pl.Trainer":
+    config: TrialConfig, callbacks: Iterable[pl.Callback] = (), accelerator: str = "auto"
+) -> pl.Trainer:
     """A Trainer that only trains and evaluates: no logger, progress bar or checkpoints of its own
     (each costs time per step; the sweep adds what it needs as callbacks)."""
     import pytorch_lightning as pl
@@ -42,7 +45,7 @@ def make_trainer(
 
 def train(
     config: TrialConfig,
-    callbacks: Iterable["pl.Callback"] = (),
+    callbacks: Iterable[pl.Callback] = (),
     ckpt_path: str | None = None,
     accelerator: str = "auto",
 ) -> dict:
@@ -62,7 +65,7 @@ def train(
     return summarize(module, trainer.global_step, seconds)
 
 
-def summarize(module: "DotProductModule", steps: int, seconds: float) -> dict:
+def summarize(module: DotProductModule, steps: int, seconds: float) -> dict:
     samples = steps * module.config.batch_size
     return {
         **module.last_metrics,
