@@ -21,7 +21,10 @@ def fail(prog: str, message: str, code: int = USAGE_ERROR):
 
 
 def quiet_lightning() -> None:
-    """Lightning's banners (GPU available…, seed set…) drown the one line a user wants."""
+    """Lightning's banners (GPU available…, seed set…) drown the one line a user wants.
+    Lightning sets its loggers' levels when imported, so import it first."""
+    import pytorch_lightning  # noqa: F401
+
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pytorch_lightning")

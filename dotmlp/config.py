@@ -107,3 +107,95 @@ def _int_at_least(name: str, value, minimum: int) -> None:
 def _one_of(name: str, value, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What `sweep/run.py` runs: the search space, the budget, resources and where results go."""
+
+    num_samples: int = 200
+    """Trials in the sweep."""
+    max_steps: int = 2000
+    """Full budget of one trial in optimiser steps (ASHA's max_t)."""
+    batch_size: int = 1024
+    """Samples per step, the same for every trial so budgets compare."""
+    reports: int = 16
+    """Held-out evaluations (and reports to ASHA) over the full budget."""
+    grace_fraction: float = 1 / 16
+    """ASHA's first rung as a fraction of the full budget."""
+    reduction_factor: int = 4
+    """ASHA keeps the best 1/reduction_factor of trials at each rung."""
+    dimensions: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    depths: tuple[int, ...] = (0, 1, 2, 4, 8)
+    widths: tuple[int, ...] = (16, 64, 256)
+    lr_min: float = 3e-4
+    lr_max: float = 1e-2
+    multiply: tuple[bool, ...] = (False, True)
+    target: str = "dot"
+    schedule: str = "constant"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    """GPU share per trial; None: 0.25 where Ray sees a GPU, else 0."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("dimensions", "depths", "widths", "multiply"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    @property
+    def eval_every(self) -> int:
+        return self.max_steps // self.reports
+
+    @property
+    def grace_period(self) -> int:
+        # A whole number of evaluations, so the first rung is decided at a report, not after it.
+        return self.eval_every * max(1, round(self.max_steps * self.grace_fraction / self.eval_every))
+
+    def validate(self) -> None:
+        _int_at_least("num_samples", self.num_samples, 1)
+        _int_at_least("reports", self.reports, 1)
+        _int_at_least("max_steps", self.max_steps, self.reports)
+        _int_at_least("batch_size", self.batch_size, 1)
+        _int_at_least("reduction_factor", self.reduction_factor, 2)
+        _int_at_least("seed", self.seed, 0)
+        if not 0 < self.grace_fraction <= 1:
+            raise ConfigError(f"grace_fraction must be in (0, 1], got {self.grace_fraction}")
+        for name, minimum in (("dimensions", 1), ("depths", 0), ("widths", 1)):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"{name} must list at least one integer >= {minimum}")
+            for value in values:
+                _int_at_least(name, value, minimum)
+        if not self.multiply or any(not isinstance(m, bool) for m in self.multiply):
+            raise ConfigError(f"multiply must be a non-empty list of booleans, got {self.multiply!r}")
+        for name in ("lr_min", "lr_max"):
+            TrialConfig(dimension=1, lr=getattr(self, name))  # same rule as a trial's lr
+        if self.lr_min > self.lr_max:
+            raise ConfigError(f"lr range must have min <= max, got {self.lr_min} > {self.lr_max}")
+        _one_of("target", self.target, TARGETS)
+        _one_of("schedule", self.schedule, SCHEDULES)
+        if not (isinstance(self.cpus_per_trial, (int, float)) and self.cpus_per_trial > 0):
+            raise ConfigError(f"cpus-per-trial must be a number > 0, got {self.cpus_per_trial!r}")
+        gpus = self.gpus_per_trial
+        if gpus is not None:
+            if not (isinstance(gpus, (int, float)) and math.isfinite(gpus) and gpus >= 0):
+                raise ConfigError(f"gpus-per-trial must be a number >= 0, got {gpus!r}")
+            if gpus > 1 and gpus != int(gpus):
+                raise ConfigError(
+                    f"gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus}"
+                )
+
+    def trial_settings(self) -> dict:
+        """The settings every trial shares; Tune samples the rest."""
+        return {
+            "steps": self.max_steps,
+            "batch_size": self.batch_size,
+            "eval_every": self.eval_every,
+            "target": self.target,
+            "schedule": self.schedule,
+            "seed": self.seed,
+        }
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

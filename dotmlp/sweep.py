@@ -1,0 +1,111 @@
+"""Run a sweep from validated settings: connect to Ray, prepare MLflow, fit or resume, analyse."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from dotmlp.config import SweepSettings
+
+SETTINGS_FILE = "sweep.json"
+
+
+class UsageError(Exception):
+    """Bad input found once Ray or the stores are reachable; nothing has been written."""
+
+
+def connect(address: str | None) -> None:
+    import ray
+
+    try:
+        # "local" forces a new runtime: a bare ray.init() would join any cluster left running here.
+        ray.init(
+            address=address or "local",
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"address {address!r} cannot be reached: {message}") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run(
+    settings: SweepSettings,
+    name: str,
+    results_dir: Path,
+    storage: str,
+    mlflow_uri: str,
+    address: str | None = None,
+    resume: bool = False,
+    max_failures: int = 2,
+    analyse: bool = True,
+    verbose: int = 1,
+) -> dict:
+    """Run (or resume) the sweep and return its summary."""
+    # Tune's legacy reporter honours the columns and the report interval the CLI asks for;
+    # the new output engine prints a box per finished trial, 200 of them in a default sweep.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    from dotmlp import analysis, tracking
+    from dotmlp import tune as dtune
+
+    path = dtune.experiment_path(storage, name)
+    if resume and not dtune.can_resume(storage, name):
+        raise UsageError(f"--resume: no experiment named {name!r} to resume in {storage}")
+    if not resume and "://" not in storage and (Path(path) / "tuner.pkl").exists():
+        raise UsageError(
+            f"an experiment named {name!r} already exists in {storage}: "
+            "pass --resume to continue it, or choose another --name"
+        )
+    connect(address)
+    try:
+        cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        trial_resources = dtune.resources(settings, cluster_gpus)
+        if address is None and trial_resources["gpu"] > cluster_gpus:
+            raise UsageError(
+                f"gpus-per-trial {trial_resources['gpu']} but this machine has {cluster_gpus:g} GPUs "
+                "visible to Ray: trials would wait forever"
+            )
+        try:
+            tracking.ensure_experiment(mlflow_uri, name)
+        except Exception as error:  # any store failure is the user's URI, reported in one line
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be opened: {first}") from None
+        out = Path(results_dir) / name
+        out.mkdir(parents=True, exist_ok=True)
+        record = {
+            "settings": settings.to_dict(), "storage": storage, "experiment_path": path,
+            "mlflow_uri": mlflow_uri, "resources": trial_resources,
+            "rungs": dtune.rung_milestones(settings),
+        }
+        write_atomically(out / SETTINGS_FILE, json.dumps(record, indent=2))
+        if resume:
+            print(f"Resuming {path}. ASHA's rung records are not restored (ray-project/ray#30838): "
+                  "resumed trials are compared only with results reported after the restart.")
+            tuner = dtune.restore_tuner(settings, storage, name, trial_resources)
+        else:
+            tuner = dtune.make_tuner(
+                settings, name, storage, mlflow_uri, trial_resources, max_failures, verbose
+            )
+        started = time.perf_counter()
+        tuner.fit()
+        wall = time.perf_counter() - started
+    finally:
+        ray.shutdown()
+    table = analysis.build(results_dir, name, figures=analyse)
+    summary = analysis.summarize(table, record)
+    summary["wall_seconds"] = wall
+    print(analysis.format_summary(summary, out))
+    return summary

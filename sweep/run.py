@@ -1,0 +1,140 @@
+"""The sweep: `python sweep/run.py --num-samples 200` (Lightning MLPs under Ray Tune with ASHA).
+
+Writes the Tune experiment under <results-dir>/<name>/, one MLflow run per trial
+(sqlite:///<results-dir>/mlflow.db by default), then the joined table and the heatmaps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from dotmlp.cli import ArgumentParser, fail  # noqa: E402
+from dotmlp.config import ConfigError, SweepSettings  # noqa: E402
+
+PROG = "python sweep/run.py"
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--num-samples", type=int, default=200, help="trials (>= 1)")
+    p.add_argument("--max-steps", type=int, default=2000, help="full budget of a trial, in steps")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument(
+        "--gpus-per-trial", type=float, default=None,
+        help="GPU share per trial, e.g. 0.25 (default: 0.25 if Ray sees a GPU, else 0)",
+    )
+    p.add_argument("--address", default=None, help="Ray cluster to join ('auto' or host:port)")
+    p.add_argument("--results-dir", default="results", help="table, figures and MLflow store")
+    p.add_argument("--storage-path", default=None,
+                   help="Tune's experiment storage (default: the results dir; s3://… on a cluster)")
+    p.add_argument("--name", default="sweep", help="the sweep's name: its folder and MLflow experiment")
+    p.add_argument("--mlflow-uri", default=None, help="default sqlite:///<results-dir>/mlflow.db")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dimensions", default="1,2,4,8,16,32,64")
+    p.add_argument("--depths", default="0,1,2,4,8")
+    p.add_argument("--widths", default="16,64,256")
+    p.add_argument("--lr-range", default="3e-4,1e-2", help="log-uniform range MIN,MAX")
+    p.add_argument("--multiply", choices=("both", "on", "off"), default="both")
+    p.add_argument("--reports", type=int, default=16, help="evaluations per full budget")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
+    p.add_argument("--no-analysis", action="store_true", help="skip the table and heatmaps")
+    return p
+
+
+def settings_from(args) -> SweepSettings:
+    try:
+        lr_min, lr_max = (float(x) for x in args.lr_range.split(","))
+    except ValueError:
+        raise ConfigError(f"lr-range must be MIN,MAX, got {args.lr_range!r}") from None
+    try:
+        dims, depths, widths = (int_list(x) for x in (args.dimensions, args.depths, args.widths))
+    except ValueError as error:
+        raise ConfigError(f"dimensions/depths/widths: {error}") from None
+    return SweepSettings(
+        num_samples=args.num_samples,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        reports=args.reports,
+        dimensions=dims,
+        depths=depths,
+        widths=widths,
+        lr_min=lr_min,
+        lr_max=lr_max,
+        multiply={"both": (False, True), "on": (True,), "off": (False,)}[args.multiply],
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        seed=args.seed,
+    )
+
+
+def writable(folder: Path) -> bool:
+    """Whether folder exists and is writable, or could be created; creates nothing."""
+    folder = folder.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_arguments(parser, args):
+    """Everything that can be checked before starting Ray or writing a byte."""
+    try:
+        settings = settings_from(args)
+    except ConfigError as error:
+        parser.error(str(error))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
+        parser.error(f"name must be letters, digits, '.', '_' or '-', got {args.name!r}")
+    if args.max_failures < 0:
+        parser.error(f"max-failures must be an integer >= 0, got {args.max_failures}")
+    results_dir = Path(args.results_dir)
+    if not writable(results_dir):
+        parser.error(f"results-dir {args.results_dir!r} cannot be written")
+    from dotmlp import tracking
+
+    mlflow_uri = args.mlflow_uri or tracking.default_uri(results_dir)
+    try:
+        tracking.check_uri(mlflow_uri, will_create=results_dir)
+    except ValueError as error:
+        parser.error(str(error))
+    storage = args.storage_path or str(results_dir.resolve())
+    return settings, results_dir, mlflow_uri, storage
+
+
+def main(argv: list[str] | None = None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings, results_dir, mlflow_uri, storage = check_arguments(parser, args)
+
+    from dotmlp import sweep
+
+    try:
+        return sweep.run(
+            settings,
+            name=args.name,
+            results_dir=results_dir,
+            storage=storage,
+            mlflow_uri=mlflow_uri,
+            address=args.address,
+            resume=args.resume,
+            max_failures=args.max_failures,
+            analyse=not args.no_analysis,
+        )
+    except sweep.UsageError as error:
+        fail(PROG, str(error))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
