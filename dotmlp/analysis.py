@@ -54,6 +54,9 @@ def tune_trials(experiment_path: str) -> pd.DataFrame:
                 "tune_status": trial.status,
                 "retries": trial.run_metadata.num_failures,
                 "node_ip": last.get("node_ip"),
+                "node_id": last.get("node_id"),
+                "train_seconds": last.get("train_seconds"),
+                "trial_seconds": last.get("time_total_s"),
             }
         )
     return pd.DataFrame(rows)
@@ -99,7 +102,8 @@ def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFram
                      for steps in table["steps"].fillna(0)]
     table.loc[table["status"] == "diverged", "val_nmse"] = np.nan
     order = ["trial_id", "run_id", *CONFIG_COLUMNS, "params", "status", "rung", "steps", "samples",
-             "val_nmse", "val_mse", "val_r2", "train_mse", "retries", "node_ip", "tune_status",
+             "val_nmse", "val_mse", "val_r2", "train_mse", "retries", "node_ip", "node_id",
+             "train_seconds", "trial_seconds", "tune_status",
              "mlflow_run_status", "mlflow_status_tag", "missing"]
     return table[order].sort_values(["dimension", "multiply", "depth", "width", "lr"],
                                     ignore_index=True)
@@ -165,7 +169,7 @@ def best_per_cell(table: pd.DataFrame) -> pd.DataFrame:
     return usable.groupby(["multiply", "dimension", "depth", "width"], as_index=False)["val_nmse"].min()
 
 
-def draw_heatmaps(table: pd.DataFrame, out: Path, grid: dict | None = None) -> list[Path]:
+def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
     """One figure per flag value; one panel per dimension: depth × width, log colour scale.
 
     grid: the sweep's dimensions, depths, widths and multiply values, so every panel shows the
@@ -185,7 +189,7 @@ def draw_heatmaps(table: pd.DataFrame, out: Path, grid: dict | None = None) -> l
     dimensions, depths, widths = grid["dimensions"], grid["depths"], grid["widths"]
     values = cells["val_nmse"].clip(lower=1e-8)
     norm = LogNorm(vmin=max(values.min(), 1e-8), vmax=max(values.max(), 1.0)) if len(values) else None
-    paths = []
+    figures = {}
     for multiply in sorted(grid["multiply"]):
         columns = min(4, len(dimensions))
         rows = math.ceil(len(dimensions) / columns)
@@ -208,10 +212,8 @@ def draw_heatmaps(table: pd.DataFrame, out: Path, grid: dict | None = None) -> l
                          label="held-out NMSE (log scale)", shrink=0.8)
         flag = "on" if multiply else "off"
         fig.suptitle(f"Multiplication flag {flag}: {HEATMAP_TITLE}", fontsize=9)
-        path = out / f"heatmap_multiply_{flag}.png"
-        save_figure(fig, path)
-        paths.append(path)
-    return paths
+        figures[f"heatmap_multiply_{flag}"] = fig
+    return figures
 
 
 def frontier(table: pd.DataFrame) -> pd.DataFrame:
@@ -229,7 +231,7 @@ def frontier(table: pd.DataFrame) -> pd.DataFrame:
                                                "depth", "width"]]
 
 
-def draw_frontier(table: pd.DataFrame, out: Path) -> Path:
+def frontier_figure(table: pd.DataFrame):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,9 +248,7 @@ def draw_frontier(table: pd.DataFrame, out: Path) -> Path:
            title="The frontier: best NMSE against model size, per dimension")
     ax.axhline(1e-2, color="grey", lw=0.5, ls=":")
     ax.axhline(1e-3, color="grey", lw=0.5, ls=":")
-    path = out / "frontier.png"
-    save_figure(fig, path)
-    return path
+    return fig
 
 
 def save_figure(fig, path: Path) -> None:
@@ -261,7 +261,31 @@ def save_figure(fig, path: Path) -> None:
 
 
 def draw_all(table: pd.DataFrame, out: Path, grid: dict | None = None) -> list[Path]:
-    return [*draw_heatmaps(table, out, grid), draw_frontier(table, out)]
+    """Write every figure as DIR/NAME/<figure>.png."""
+    figures = {**heatmap_figures(table, grid), "frontier": frontier_figure(table)}
+    paths = []
+    for name, fig in figures.items():
+        paths.append(out / f"{name}.png")
+        save_figure(fig, paths[-1])
+    return paths
+
+
+def smallest_reaching(table: pd.DataFrame, thresholds=(1e-2, 1e-3)) -> pd.DataFrame:
+    """Per dimension and flag value, the smallest model (parameters) whose held-out NMSE reached
+    each threshold, with its architecture; blank where no trial did."""
+    usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
+    rows = []
+    for (dimension, multiply), group in usable.groupby(["dimension", "multiply"]):
+        row = {"dimension": dimension, "multiply": multiply, "best_val_nmse": group["val_nmse"].min()}
+        for threshold in thresholds:
+            hits = group[group["val_nmse"] <= threshold].sort_values("params")
+            best = hits.iloc[0] if len(hits) else None
+            row[f"params@{threshold:g}"] = best["params"] if best is not None else np.nan
+            row[f"arch@{threshold:g}"] = (
+                f"{int(best['depth'])}x{int(best['width'])}" if best is not None else ""
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -125,6 +125,8 @@ class SweepSettings:
     """ASHA's first rung as a fraction of the full budget."""
     reduction_factor: int = 4
     """ASHA keeps the best 1/reduction_factor of trials at each rung."""
+    asha: bool = True
+    """Prune with ASHA; False runs every trial to the full budget (to measure what ASHA saves)."""
     dimensions: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     depths: tuple[int, ...] = (0, 1, 2, 4, 8)
     widths: tuple[int, ...] = (16, 64, 256)

@@ -49,7 +49,7 @@ def run(
     address: str | None = None,
     resume: bool = False,
     max_failures: int = 2,
-    analyse: bool = True,
+    figures: bool = True,
     verbose: int = 1,
 ) -> dict:
     """Run (or resume) the sweep and return its summary."""
@@ -69,7 +69,9 @@ def run(
             f"an experiment named {name!r} already exists in {storage}: "
             "pass --resume to continue it, or choose another --name"
         )
+    ray_started = time.perf_counter()
     connect(address)
+    ray_start_seconds = time.perf_counter() - ray_started
     try:
         cluster_gpus = ray.cluster_resources().get("GPU", 0)
         trial_resources = dtune.resources(settings, cluster_gpus)
@@ -104,8 +106,8 @@ def run(
         wall = time.perf_counter() - started
     finally:
         ray.shutdown()
-    table = analysis.build(results_dir, name, figures=analyse)
+    table = analysis.build(results_dir, name, figures=figures)
     summary = analysis.summarize(table, record)
-    summary["wall_seconds"] = wall
+    summary.update(wall_seconds=wall, ray_start_seconds=ray_start_seconds)
     print(analysis.format_summary(summary, out))
     return summary

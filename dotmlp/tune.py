@@ -10,6 +10,7 @@ import random
 import time
 from pathlib import Path
 
+import ray
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -40,7 +41,9 @@ class ReportToTune(TuneReportCheckpointCallback):
         pl_module = trainer.lightning_module  # Ray's hook wrapper passes None here
         if trainer.sanity_checking or not pl_module.last_metrics:
             return None
-        report = {**pl_module.last_metrics, "params": pl_module.params}
+        # The node id, not the IP: nodes of a test cluster on one machine share an address.
+        node_id = ray.get_runtime_context().get_node_id()
+        report = {**pl_module.last_metrics, "params": pl_module.params, "node_id": node_id}
         if pl_module.diverged:
             report[METRIC] = DIVERGED_NMSE
         return report
@@ -129,7 +132,9 @@ class PerTaskASHA(ASHAScheduler):
         super().on_trial_add(tune_controller, trial)
 
 
-def make_scheduler(settings: SweepSettings) -> PerTaskASHA:
+def make_scheduler(settings: SweepSettings) -> PerTaskASHA | None:
+    if not settings.asha:
+        return None  # Tune's FIFO scheduler: every trial runs its full budget
     return PerTaskASHA(
         time_attr="steps",
         max_t=settings.max_steps,

@@ -51,7 +51,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--multiply", choices=("both", "on", "off"), default="both")
     p.add_argument("--reports", type=int, default=16, help="evaluations per full budget")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
-    p.add_argument("--no-analysis", action="store_true", help="skip the table and heatmaps")
+    p.add_argument("--no-asha", action="store_true", help="run every trial to the full budget")
+    p.add_argument("--no-figures", action="store_true", help="write the table but no figures")
     return p
 
 
@@ -75,6 +76,7 @@ def settings_from(args) -> SweepSettings:
         lr_min=lr_min,
         lr_max=lr_max,
         multiply={"both": (False, True), "on": (True,), "off": (False,)}[args.multiply],
+        asha=not args.no_asha,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None):
             address=args.address,
             resume=args.resume,
             max_failures=args.max_failures,
-            analyse=not args.no_analysis,
+            figures=not args.no_figures,
         )
     except sweep.UsageError as error:
         fail(PROG, str(error))

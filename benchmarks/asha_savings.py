@@ -1,0 +1,62 @@
+"""What ASHA saves: the same sampled trials with ASHA and with every trial run to the full budget.
+
+`python benchmarks/asha_savings.py [--json] [--num-samples 40] [SWEEP ARGS]`
+
+Both sweeps use one seed, so they train the same configurations (the stratified points). Compute
+is counted two ways: seconds inside training steps, and samples × parameters (proportional to
+FLOPs, independent of the machine). The best held-out NMSE is compared per task (dimension, flag)
+and over the whole sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.sweep_efficiency import run_sweep  # noqa: E402
+
+
+def compute(table) -> dict:
+    return {"train_seconds": float(table["train_seconds"].sum()),
+            "samples_x_params": float((table["samples"] * table["params"]).sum())}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--num-samples", type=int, default=40)
+    args, sweep_args = parser.parse_known_args(argv)
+    common = ["--num-samples", str(args.num_samples), "--no-figures", *sweep_args]
+    with tempfile.TemporaryDirectory() as folder:
+        asha, _, asha_wall = run_sweep(common, Path(folder), "asha")
+        full, _, full_wall = run_sweep([*common, "--no-asha"], Path(folder), "full")
+    key = ["dimension", "multiply", "depth", "width", "lr"]
+    assert (asha[key].round(12).values == full[key].round(12).values).all(), "different trials"
+    best = {}
+    for name, table in (("asha", asha), ("full", full)):
+        best[name] = table.groupby(["dimension", "multiply"])["val_nmse"].min()
+    per_task = (best["asha"] / best["full"]).rename("asha_best_over_full_best")
+    result = {
+        "trials": len(asha),
+        "compute_ratio_seconds": compute(asha)["train_seconds"] / compute(full)["train_seconds"],
+        "compute_ratio_flops": compute(asha)["samples_x_params"] / compute(full)["samples_x_params"],
+        "wall_seconds": {"asha": asha_wall, "full": full_wall},
+        "best_val_nmse": {"asha": float(asha["val_nmse"].min()), "full": float(full["val_nmse"].min())},
+        "best_ratio_overall": float(asha["val_nmse"].min() / full["val_nmse"].min()),
+        "best_ratio_per_task": {f"d={d},flag={'on' if m else 'off'}": float(v)
+                                for (d, m), v in per_task.items()},
+        "best_ratio_per_task_worst": float(per_task.max()),
+        "tasks_within_10_percent": int((per_task <= 1.10).sum()),
+        "tasks": int(len(per_task)),
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The sweep on a real multi-node Ray cluster started on this machine, and the loss of a node.
+
+On one machine a local directory stands in for the shared storage (an S3 bucket or NFS path on a
+real cluster): every node of this cluster sees the same file system. MLflow is written from the
+driver only, so trials on other nodes need no route to it.
+"""
+
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from ray.cluster_utils import Cluster
+
+from dotmlp import analysis
+from tests.conftest import ROOT
+from tests.test_sweep import finished_runs, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+
+
+@pytest.fixture
+def cluster():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()  # tests stop what they start (no cluster left for a later ray.init)
+
+
+def sweep_args(results, name, address, samples=6, steps=480):
+    return ["sweep/run.py", "--num-samples", str(samples), "--max-steps", str(steps),
+            "--reports", "8", "--dimensions", "2,4,8", "--depths", "1,2", "--widths", "32",
+            "--multiply", "off", "--address", address, "--results-dir", str(results),
+            "--name", name]
+
+
+def test_trials_spread_over_the_nodes(cluster, run_cli, tmp_path):
+    worker = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    proc = run_cli(*sweep_args(tmp_path, "spread", cluster.address))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "spread" / analysis.TABLE_FILE)
+    per_node = table["node_id"].value_counts()
+    print("trials per node:", per_node.to_dict())
+    assert len(table) == 6 and table["run_id"].notna().all()
+    assert set(per_node.index) == {cluster.head_node.node_id, worker.node_id}
+
+
+def test_sweep_survives_the_loss_of_a_node(cluster, tmp_path):
+    worker = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    args = sweep_args(tmp_path, "loss", cluster.address, samples=6, steps=960)
+    driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    started = time.monotonic()
+    try:
+        assert wait_for(lambda: finished_runs(tmp_path, "loss") >= 1, timeout=300)
+        cluster.remove_node(worker, allow_graceful=False)  # a node dies with trials on it
+        removed_after = time.monotonic() - started
+        output, _ = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, output[-3000:]
+    table = pd.read_csv(tmp_path / "loss" / analysis.TABLE_FILE)
+    per_node = table["node_id"].value_counts().to_dict()
+    print(f"node removed after {removed_after:.0f} s; sweep took {time.monotonic() - started:.0f} s; "
+          f"retries: {table['retries'].sum()}; final node per trial: {per_node}")
+    assert len(table) == 6 and table["trial_id"].is_unique  # every trial once
+    assert set(table["status"]) <= {"completed", "pruned"}
+    assert table["retries"].sum() >= 1  # some trial was on the lost node and was retried
+    assert (table["node_id"] == cluster.head_node.node_id).sum() >= table["retries"].astype(bool).sum()

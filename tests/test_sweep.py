@@ -1,0 +1,112 @@
+"""The sweep end to end: the real CLI, a real local Ray runtime, a real SQLite MLflow store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dotmlp import tracking
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def sweep_runs(results_dir, name):
+    client = MlflowClient(tracking_uri=tracking.default_uri(results_dir))
+    experiment = client.get_experiment_by_name(name)
+    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def test_issue_command_runs_end_to_end(run_cli, tmp_path):
+    proc = run_cli("sweep/run.py", "--num-samples", "6", "--max-steps", "300",
+                   "--results-dir", str(tmp_path), "--name", "e2e")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 trials:" in proc.stdout and "Best held-out NMSE per dimension" in proc.stdout
+    assert (tmp_path / "e2e" / "tuner.pkl").exists()  # the Tune experiment lives under DIR/NAME
+    client, runs = sweep_runs(tmp_path, "e2e")
+    assert len(runs) == 6
+    trial_dirs = {p.name for p in (tmp_path / "e2e").iterdir() if p.name.startswith("train_trial")}
+    for run in runs:
+        trial_id = run.data.tags[tracking.TRIAL_TAG]
+        assert any(trial_id in d for d in trial_dirs)  # each run tied to its Tune trial
+        assert {"dimension", "depth", "width", "lr", "multiply", "steps"} <= set(run.data.params)
+        curve = client.get_metric_history(run.info.run_id, "val_nmse")
+        assert len(curve) >= 2 and sorted(m.step for m in curve)[-1] <= 300
+        assert run.info.status == "FINISHED"
+    table = pd.read_csv(tmp_path / "e2e" / "trials.csv")
+    assert len(table) == 6
+    assert {"heatmap_multiply_off.png", "heatmap_multiply_on.png", "frontier.png"} <= {
+        p.name for p in (tmp_path / "e2e").iterdir()}
+
+
+def test_diverging_trials_are_recorded_and_the_others_complete(run_cli, tmp_path):
+    # lr from 1e-3 to 1e4 (log-uniform): Adam with lr ≥ 1e3 on a depth-4 ReLU net overflows to
+    # NaN within a few steps, lr ≤ 1e-2 trains normally.
+    proc = run_cli("sweep/run.py", "--num-samples", "8", "--max-steps", "160", "--reports", "8",
+                   "--dimensions", "4", "--depths", "4", "--widths", "64", "--multiply", "off",
+                   "--lr-range", "1e-3,1e4", "--seed", "3",
+                   "--results-dir", str(tmp_path), "--name", "div")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "div" / "trials.csv")
+    high, low = table[table["lr"] >= 1e3], table[table["lr"] <= 1e-2]
+    assert len(high) and len(low), "the seed must draw both kinds of learning rate"
+    assert (high["status"] == "diverged").all() and high["val_nmse"].isna().all()
+    assert (low["status"] != "diverged").all() and (low["status"] != "errored").all()
+    assert (table["status"] == "completed").any()
+    assert (table["tune_status"] == "TERMINATED").all()  # a diverged trial ends; it does not crash
+    _, runs = sweep_runs(tmp_path, "div")
+    tags = {r.data.tags[tracking.TRIAL_TAG]: r.data.tags.get(tracking.STATUS_TAG) for r in runs}
+    assert tags == dict(zip(table["trial_id"], table["status"], strict=True))
+
+
+def wait_for(predicate, timeout, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def finished_runs(results_dir, name):
+    db = results_dir / "mlflow.db"
+    if not db.exists():
+        return 0
+    try:
+        mlflow.set_tracking_uri(tracking.default_uri(results_dir))
+        runs = mlflow.search_runs(experiment_names=[name])
+        return int((runs["status"] == "FINISHED").sum()) if len(runs) else 0
+    except Exception:  # the store is being created by the sweep under test
+        return 0
+
+
+def test_sigkill_of_the_driver_then_resume(run_cli, tmp_path):
+    args = ["sweep/run.py", "--num-samples", "6", "--max-steps", "800", "--reports", "8",
+            "--dimensions", "2,4", "--depths", "1,2", "--widths", "32", "--multiply", "off",
+            "--results-dir", str(tmp_path), "--name", "kill"]
+    driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_for(lambda: finished_runs(tmp_path, "kill") >= 2, timeout=240), "no trial finished"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, no clean-up
+        driver.wait()
+    done_before = finished_runs(tmp_path, "kill")
+    assert done_before < 6, "the sweep ended before it could be interrupted"
+
+    proc = run_cli(*args, "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "kill" / "trials.csv")
+    assert len(table) == 6 and table["trial_id"].is_unique
+    assert set(table["status"]) <= {"completed", "pruned"}
+    assert (table["missing"].fillna("") == "").all()
+    _, runs = sweep_runs(tmp_path, "kill")
+    trial_ids = [r.data.tags[tracking.TRIAL_TAG] for r in runs]
+    assert len(runs) == 6 and len(set(trial_ids)) == 6  # no MLflow run duplicated
+    assert all(r.info.status == "FINISHED" for r in runs)
