@@ -174,13 +174,13 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
 
     grid: the sweep's dimensions, depths, widths and multiply values, so every panel shows the
     whole search space (unvisited cells blank); by default, the values present in the table.
+    Figures are made without pyplot: no backend to choose and nothing left open, in a script or in
+    a notebook (where `%matplotlib inline` displays them).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
 
     cells = best_per_cell(table)
     grid = grid or {key: sorted(table[column].dropna().unique()) for key, column in
@@ -193,7 +193,8 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
     for multiply in sorted(grid["multiply"]):
         columns = min(4, len(dimensions))
         rows = math.ceil(len(dimensions) / columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
+        fig = Figure(figsize=(4.2 * columns, 3.6 * rows), layout="constrained")
+        axes = fig.subplots(rows, columns, squeeze=False)
         for ax, dimension in zip(axes.flat, dimensions, strict=False):
             panel = cells[(cells["multiply"] == multiply) & (cells["dimension"] == dimension)]
             grid = panel.pivot(index="depth", columns="width", values="val_nmse").reindex(
@@ -208,7 +209,7 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
         for ax in list(axes.flat)[len(dimensions):]:
             ax.set_visible(False)
         if norm is not None:
-            fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(),
+            fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(),
                          label="held-out NMSE (log scale)", shrink=0.8)
         flag = "on" if multiply else "off"
         fig.suptitle(f"Multiplication flag {flag}: {HEATMAP_TITLE}", fontsize=9)
@@ -232,17 +233,19 @@ def frontier(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def frontier_figure(table: pd.DataFrame):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.figure import Figure
 
     front = frontier(table)
-    front = front.assign(flag=front["multiply"].map({True: "a*b fed (flag on)", False: "flag off"}))
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    sns.lineplot(data=front, x="params", y="best_val_nmse", hue="dimension", style="flag",
-                 markers=True, dashes=True, drawstyle="steps-post", palette="viridis", ax=ax)
+    # Dimensions as labels, not numbers: a numeric hue gets a continuous legend (15, 30, 45, …).
+    dimensions = [f"d = {d}" for d in sorted(front["dimension"].unique())]
+    front = front.assign(flag=front["multiply"].map({True: "a*b fed (flag on)", False: "flag off"}),
+                         d=front["dimension"].map(lambda d: f"d = {d}"))
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
+    sns.lineplot(data=front, x="params", y="best_val_nmse", hue="d", hue_order=dimensions,
+                 style="flag", markers=True, dashes=True, drawstyle="steps-post", palette="viridis",
+                 estimator=None, errorbar=None, ax=ax)  # points, not means with bands
     ax.set(xscale="log", yscale="log", xlabel="parameters",
            ylabel="best held-out NMSE with at most this many parameters",
            title="The frontier: best NMSE against model size, per dimension")
@@ -252,11 +255,8 @@ def frontier_figure(table: pd.DataFrame):
 
 
 def save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     os.replace(tmp, path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -11,6 +12,11 @@ from torch.nn import functional as F
 from dotmlp import data
 from dotmlp.config import TrialConfig
 from dotmlp.model import DotMLP, parameter_count
+
+# Held-out NMSE above this is a run that blew up (predictions a hundred times the targets' spread)
+# even where the loss is still finite: small ReLU nets under a huge lr often saturate at 1e10-1e20
+# instead of overflowing. The sweep's lr range never gets near it; 1 is "predicts the mean".
+DIVERGED_ABOVE_NMSE = 1e4
 
 
 class DotProductModule(pl.LightningModule):
@@ -26,6 +32,10 @@ class DotProductModule(pl.LightningModule):
         # a per-step .item() would force a device sync and, on a GPU, stall these tiny models.
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
+        # Seconds inside training steps, for the sweep-efficiency benchmark (on a GPU this is launch
+        # time, not compute: kernels run asynchronously).
+        self.train_seconds = 0.0
+        self._step_started = 0.0
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.model(a, b)
@@ -60,6 +70,12 @@ class DotProductModule(pl.LightningModule):
         self._loss_count += 1
         return loss
 
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.train_seconds += time.perf_counter() - self._step_started
+
     def validation_step(self, batch: data.Batch, batch_idx: int) -> None:
         a, b, y = batch
         mse = self.model_step(batch).item()
@@ -70,7 +86,9 @@ class DotProductModule(pl.LightningModule):
         train_mse = self._loss_sum.item() / self._loss_count if trained else math.nan
         self._loss_sum.zero_()
         self._loss_count = 0
-        if not math.isfinite(mse) or (trained and not math.isfinite(train_mse)):
+        if not math.isfinite(nmse) or nmse > DIVERGED_ABOVE_NMSE or (
+            trained and not math.isfinite(train_mse)
+        ):
             self.diverged = True
         self.last_metrics = {
             "val_nmse": nmse,
@@ -81,6 +99,7 @@ class DotProductModule(pl.LightningModule):
             "steps": float(self.global_step),
             "samples": float(self.global_step * self.config.batch_size),
             "diverged": float(self.diverged),
+            "train_seconds": self.train_seconds,
         }
         self.log_dict(self.last_metrics, on_step=False, on_epoch=True, batch_size=len(y))
         if self.diverged:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -17,9 +18,25 @@ class UsageError(Exception):
     """Bad input found once Ray or the stores are reachable; nothing has been written."""
 
 
+def probe(address: str) -> None:
+    """Fail fast on a cluster address nobody listens on: ray.init retries the GCS for minutes."""
+    if address in ("auto", "local"):
+        return  # ray.init resolves these itself and fails at once when there is nothing
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise UsageError(f"address must be 'auto' or host:port, got {address!r}")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=10):
+            pass
+    except OSError as error:
+        raise UsageError(f"address {address!r} cannot be reached: {error}") from None
+
+
 def connect(address: str | None) -> None:
     import ray
 
+    if address:
+        probe(address)
     try:
         # "local" forces a new runtime: a bare ray.init() would join any cluster left running here.
         ray.init(
@@ -56,6 +73,9 @@ def run(
     # Tune's legacy reporter honours the columns and the report interval the CLI asks for;
     # the new output engine prints a box per finished trial, 200 of them in a default sweep.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Short trials checkpoint often, so Tune snapshots its state often and warns at every one;
+    # a snapshot of a few hundred small trials is cheap (measured in benchmarks/README.md).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
 
     from dotmlp import analysis, tracking

@@ -1,10 +1,12 @@
 """Real Lightning training at small budgets: the science's fixed points, then the CLI."""
 
 import json
+import math
 
 import pytest
 
 from dotmlp.config import TrialConfig
+from dotmlp.module import DIVERGED_ABOVE_NMSE
 from dotmlp.train import train
 
 
@@ -40,6 +42,13 @@ def test_divergence_is_a_result_not_a_crash():
     result = train(TrialConfig(dimension=4, depth=4, width=64, lr=1e4, steps=300, eval_every=10))
     assert result["diverged"]
     assert result["steps"] < 300  # training ended early
+
+
+def test_a_finite_blow_up_is_divergence_too():
+    # A small net at lr 2e4 stays finite (dead ReLUs, a huge bias) at an absurd held-out NMSE.
+    result = train(TrialConfig(dimension=4, depth=1, width=16, lr=2e4, steps=100, eval_every=10))
+    assert result["diverged"] and result["steps"] < 100
+    assert math.isfinite(result["val_nmse"]) and result["val_nmse"] > DIVERGED_ABOVE_NMSE
 
 
 def test_final_evaluation_happens_at_the_end_of_the_budget():
