@@ -109,3 +109,19 @@ class FixedBatches:
             for start in range(0, n - self.batch_size + 1, self.batch_size):
                 index = order[start : start + self.batch_size]
                 yield a[index], b[index], y[index]
+
+
+class Chunks:
+    """k consecutive batches stacked into one (k, batch, …) batch, so that one Lightning step runs
+    k optimiser steps: the same batches in the same order, with the framework's per-step cost
+    paid once per k steps (see DotProductModule.training_step)."""
+
+    def __init__(self, batches, k: int):
+        self.batches = batches
+        self.k = k
+
+    def __iter__(self) -> Iterator[Batch]:
+        stream = iter(self.batches)  # endless: the budget, not the data, ends training
+        while True:
+            group = [next(stream) for _ in range(self.k)]
+            yield tuple(torch.stack(parts) for parts in zip(*group, strict=True))

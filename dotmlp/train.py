@@ -29,12 +29,13 @@ def make_trainer(
     return pl.Trainer(
         max_steps=config.steps,
         max_epochs=-1,
-        val_check_interval=config.eval_interval,
+        val_check_interval=config.eval_interval // config.steps_per_batch,  # in Lightning steps
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         limit_val_batches=1,
         accelerator=accelerator,
         devices=1,
+        precision="32-true",  # DotProductModule.training_step calls loss.backward() itself
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -62,10 +63,11 @@ def train(
     seconds = time.perf_counter() - started
     if module.last_metrics.get("steps") != trainer.global_step and not module.diverged:
         trainer.validate(module, verbose=False)  # the budget ended between two evaluations
-    return summarize(module, trainer.global_step, seconds)
+    # The device it trained on: Lightning moves the module back to the CPU when fit ends.
+    return summarize(module, trainer.global_step, seconds, str(trainer.strategy.root_device))
 
 
-def summarize(module: DotProductModule, steps: int, seconds: float) -> dict:
+def summarize(module: DotProductModule, steps: int, seconds: float, device: str) -> dict:
     samples = steps * module.config.batch_size
     return {
         **module.last_metrics,
@@ -75,7 +77,7 @@ def summarize(module: DotProductModule, steps: int, seconds: float) -> dict:
         "samples": samples,
         "seconds": seconds,
         "samples_per_second": samples / seconds if seconds > 0 else float("nan"),
-        "device": str(module.device),
+        "device": device,
         "config": module.config.to_dict(),
     }
 

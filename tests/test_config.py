@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from dotmlp.config import ConfigError, TrialConfig
+from dotmlp.config import MAX_STEPS_PER_BATCH, ConfigError, TrialConfig
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -36,3 +36,13 @@ def test_explicit_layers_override_depth_and_width():
 def test_bad_settings_name_the_argument_and_range(field, value, words):
     with pytest.raises(ConfigError, match=words):
         TrialConfig(**{"dimension": 4, field: value})
+
+
+@pytest.mark.parametrize(
+    "steps, eval_every, k",
+    [(2000, 125, 5), (25, 10, 5), (1000, 100, 5), (3000, 300, 6), (7, 7, 7), (97, 0, 1), (64, 16, 8)],
+)
+def test_steps_per_batch_divides_the_budget_and_the_evaluation_interval(steps, eval_every, k):
+    config = TrialConfig(dimension=2, steps=steps, eval_every=eval_every)
+    assert config.steps_per_batch == k
+    assert steps % k == 0 and config.eval_interval % k == 0 and 1 <= k <= MAX_STEPS_PER_BATCH

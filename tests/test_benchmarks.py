@@ -1,0 +1,51 @@
+"""The benchmark scripts run at tiny settings and print what benchmarks/README.md quotes.
+
+No timing is asserted here: the figures are in benchmarks/README.md, measured on purpose.
+"""
+
+import json
+
+import pytest
+
+TINY_SWEEP = ["--max-steps", "32", "--reports", "4", "--dimensions", "2", "--depths", "1",
+              "--widths", "8", "--multiply", "off"]
+
+
+def last_json(proc) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_throughput_reports_a_ratio_per_configuration(run_cli):
+    result = last_json(run_cli("benchmarks/throughput.py", "--json", "--steps", "16", "--eval-every", "8",
+                               "--repeats", "1", "--configs", "2", timeout=300))
+    assert len(result["configs"]) == 2
+    for row in result["configs"]:
+        assert {"dimension", "width", "depth", "bare_samples_per_s", "trainable_samples_per_s",
+                "ratio"} <= set(row)
+        assert row["ratio"] == pytest.approx(row["trainable_samples_per_s"] / row["bare_samples_per_s"])
+    assert result["min_ratio"] == min(row["ratio"] for row in result["configs"])
+
+
+def test_throughput_rejects_bad_settings(run_cli):
+    proc = run_cli("benchmarks/throughput.py", "--steps", "8", "--eval-every", "16", timeout=120)
+    assert proc.returncode == 2 and "eval-every <= steps" in proc.stderr
+
+
+@pytest.mark.slow
+def test_sweep_efficiency_splits_the_slot_time(run_cli):
+    result = last_json(run_cli("benchmarks/sweep_efficiency.py", "--json", "--num-samples", "2",
+                               *TINY_SWEEP, timeout=600))
+    assert result["trials"] == 2 and 0 < result["efficiency"] <= result["efficiency_of_fit"] <= 1
+    split = result["split_of_slot_seconds"]
+    assert set(split) == {"training_steps", "in_trial_other", "outside_trials", "ray_start",
+                          "analysis_and_rest"}
+    assert split["training_steps"] > 0
+
+
+@pytest.mark.slow
+def test_asha_savings_compares_the_same_trials(run_cli):
+    result = last_json(run_cli("benchmarks/asha_savings.py", "--json", "--num-samples", "3",
+                               *TINY_SWEEP, timeout=600))
+    assert result["trials"] == 3 and 0 < result["compute_ratio_flops"] <= 1
+    assert {"best_val_nmse", "best_ratio_overall", "best_ratio_per_task", "wall_seconds"} <= set(result)
