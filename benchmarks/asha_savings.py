@@ -1,11 +1,13 @@
 """What ASHA saves: the same sampled trials with ASHA and with every trial run to the full budget.
 
-`python benchmarks/asha_savings.py [--json] [--num-samples 40] [SWEEP ARGS]`
+`python benchmarks/asha_savings.py [--json] [--num-samples 40] [--asha-table CSV] [SWEEP ARGS]`
 
 Both sweeps use one seed, so they train the same configurations (the stratified points). Compute
 is counted two ways: seconds inside training steps, and samples × parameters (proportional to
 FLOPs, independent of the machine). The best held-out NMSE is compared per task (dimension, flag)
-and over the whole sweep.
+and over the whole sweep. `--asha-table results/sweep/trials.csv` takes the ASHA side from a
+sweep already run with the same settings and seed (the default sweep: 200 trials) and runs only
+the full-budget side; the configurations are checked to be the same.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,13 +34,21 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--num-samples", type=int, default=40)
+    parser.add_argument("--asha-table", type=Path, default=None,
+                        help="trials.csv of an ASHA sweep already run with these settings")
     args, sweep_args = parser.parse_known_args(argv)
+    if args.asha_table is not None and not args.asha_table.is_file():
+        parser.error(f"--asha-table {args.asha_table} is not a file")
     common = ["--num-samples", str(args.num_samples), "--no-figures", *sweep_args]
     with tempfile.TemporaryDirectory() as folder:
-        asha, _, asha_wall = run_sweep(common, Path(folder), "asha")
+        if args.asha_table is None:
+            asha, _, asha_wall = run_sweep(common, Path(folder), "asha")
+        else:
+            asha, asha_wall = pd.read_csv(args.asha_table), None
         full, _, full_wall = run_sweep([*common, "--no-asha"], Path(folder), "full")
     key = ["dimension", "multiply", "depth", "width", "lr"]
-    assert (asha[key].round(12).values == full[key].round(12).values).all(), "different trials"
+    if len(asha) != len(full) or not (asha[key].round(12).values == full[key].round(12).values).all():
+        sys.exit("asha_savings.py: the two sweeps trained different trials (other settings or seed)")
     best = {}
     for name, table in (("asha", asha), ("full", full)):
         best[name] = table.groupby(["dimension", "multiply"])["val_nmse"].min()

@@ -125,7 +125,7 @@ def main(argv=None) -> dict:
     if min(args.steps, args.eval_every, args.repeats, args.configs) < 1 or args.eval_every > args.steps:
         parser.error("--steps, --eval-every, --repeats and --configs must be >= 1, eval-every <= steps")
     if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA device here")
+        parser.error("--device cuda: no CUDA device visible to torch here")
     result = measure(args.steps, args.eval_every, args.repeats, args.configs, args.device)
     if args.json:
         print(json.dumps(result))

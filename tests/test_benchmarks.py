@@ -6,6 +6,9 @@ No timing is asserted here: the figures are in benchmarks/README.md, measured on
 import json
 
 import pytest
+import torch
+
+NO_GPU = not torch.cuda.is_available()
 
 TINY_SWEEP = ["--max-steps", "32", "--reports", "4", "--dimensions", "2", "--depths", "1",
               "--widths", "8", "--multiply", "off"]
@@ -30,6 +33,28 @@ def test_throughput_reports_a_ratio_per_configuration(run_cli):
 def test_throughput_rejects_bad_settings(run_cli):
     proc = run_cli("benchmarks/throughput.py", "--steps", "8", "--eval-every", "16", timeout=120)
     assert proc.returncode == 2 and "eval-every <= steps" in proc.stderr
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the refusal on a machine without a GPU")
+def test_gpu_benchmarks_refuse_a_machine_without_a_gpu(run_cli):
+    proc = run_cli("benchmarks/gpu_sharing.py", "--num-samples", "2", timeout=120)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+    proc = run_cli("benchmarks/throughput.py", "--device", "cuda", timeout=120)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+
+
+@pytest.mark.skipif(NO_GPU, reason="needs a GPU")
+@pytest.mark.slow
+def test_gpu_sharing_compares_shares(run_cli):
+    result = last_json(run_cli("benchmarks/gpu_sharing.py", "--json", "--num-samples", "2",
+                               "--shares", "0.5,1", *TINY_SWEEP, timeout=600))
+    assert set(result["shares"]) == {"0.5", "1"} and result["speedup_over_largest_share"]["1"] == 1
+    assert all(share["trials"] == 2 and share["errored"] == 0 for share in result["shares"].values())
+
+
+def test_asha_savings_rejects_a_missing_table(run_cli, tmp_path):
+    proc = run_cli("benchmarks/asha_savings.py", "--asha-table", str(tmp_path / "none.csv"), timeout=120)
+    assert proc.returncode == 2 and "is not a file" in proc.stderr
 
 
 @pytest.mark.slow
