@@ -34,9 +34,11 @@ def role(cluster, worker) -> dict:
 
 
 def sweep_args(results, name, address, samples=6, steps=960):
+    # Trials of a few seconds each (width 256, no ASHA), so that the worker still holds running
+    # trials when the first trial has finished and the node is removed.
     return ["sweep/run.py", "--num-samples", str(samples), "--max-steps", str(steps),
-            "--reports", "8", "--dimensions", "2,4,8", "--depths", "1,2", "--widths", "32",
-            "--multiply", "off", "--address", address, "--results-dir", str(results),
+            "--reports", "8", "--dimensions", "2,4,8", "--depths", "2,4", "--widths", "256",
+            "--multiply", "off", "--no-asha", "--address", address, "--results-dir", str(results),
             "--name", name]
 
 

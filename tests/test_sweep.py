@@ -87,9 +87,11 @@ def finished_runs(results_dir, name):
 
 
 def test_sigkill_of_the_driver_then_resume(run_cli, tmp_path):
+    # Trials of a few seconds each (width 256, no ASHA), so that trials are still running when
+    # the second one has finished and the driver is killed.
     args = ["sweep/run.py", "--num-samples", "6", "--max-steps", "800", "--reports", "8",
-            "--dimensions", "2,4", "--depths", "1,2", "--widths", "32", "--multiply", "off",
-            "--results-dir", str(tmp_path), "--name", "kill"]
+            "--dimensions", "2,4", "--depths", "2,4", "--widths", "256", "--multiply", "off",
+            "--no-asha", "--results-dir", str(tmp_path), "--name", "kill"]
     driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
