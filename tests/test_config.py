@@ -40,7 +40,8 @@ def test_bad_settings_name_the_argument_and_range(field, value, words):
 
 @pytest.mark.parametrize(
     "steps, eval_every, k",
-    [(2000, 125, 5), (25, 10, 5), (1000, 100, 5), (3000, 300, 6), (7, 7, 7), (97, 0, 1), (64, 16, 8)],
+    [(2000, 125, 25), (25, 10, 5), (1000, 100, 25), (3000, 300, 25), (7, 7, 7), (97, 0, 1), (64, 16, 16),
+     (60, 60, 20)],
 )
 def test_steps_per_batch_divides_the_budget_and_the_evaluation_interval(steps, eval_every, k):
     config = TrialConfig(dimension=2, steps=steps, eval_every=eval_every)

@@ -51,6 +51,17 @@ def test_a_finite_blow_up_is_divergence_too():
     assert math.isfinite(result["val_nmse"]) and result["val_nmse"] > DIVERGED_ABOVE_NMSE
 
 
+def test_grouped_steps_train_exactly_as_single_steps():
+    # eval_every 50 lets 25 optimiser steps share a Lightning step; 49 forces one per step. The
+    # batches, their order and the arithmetic are the same, so the model must be the same.
+    grouped = TrialConfig(dimension=3, depth=2, width=16, lr=3e-3, steps=50, eval_every=50)
+    single = TrialConfig(dimension=3, depth=2, width=16, lr=3e-3, steps=50, eval_every=49)
+    assert (grouped.steps_per_batch, single.steps_per_batch) == (25, 1)
+    a, b = train(grouped, accelerator="cpu"), train(single, accelerator="cpu")
+    assert a["steps"] == b["steps"] == 50
+    assert a["val_nmse"] == b["val_nmse"]
+
+
 def test_final_evaluation_happens_at_the_end_of_the_budget():
     result = train(TrialConfig(dimension=2, depth=1, width=8, steps=25, eval_every=10))
     assert result["steps"] == 25 and result["samples"] == 25 * 1024
