@@ -5,9 +5,8 @@
 Needs a machine whose Ray runtime sees a GPU. Each share runs the same seeded configurations to
 their full budget (no ASHA, so both sweeps do the same work) and reports trials per minute of
 the sweep's fit, how many trials ran at once on average, and the samples per second of a
-trial. The figure of merit is trials per minute at
-each share over that at the largest share: with four trials to a GPU, small MLPs leave most of
-the card idle, so the target is >= 3x.
+trial. The figure of merit is trials per minute at each share over that at the largest share:
+with four trials to a GPU, small MLPs leave most of the card idle, so the target is >= 3x.
 """
 
 from __future__ import annotations

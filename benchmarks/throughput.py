@@ -35,7 +35,7 @@ from dotmlp.cli import quiet_lightning  # noqa: E402
 from dotmlp.config import SweepSettings, TrialConfig  # noqa: E402
 from dotmlp.model import DotMLP  # noqa: E402
 from dotmlp.train import train  # noqa: E402
-from dotmlp.tune import CHECKPOINT_EVERY, CHECKPOINT_FILE  # noqa: E402
+from dotmlp.tune import CHECKPOINT_FILE, checkpoint_due  # noqa: E402
 
 CONFIGS = [
     {"dimension": d, "width": w, "depth": L}
@@ -67,15 +67,13 @@ def bare_loop(config: TrialConfig, device: str = "cpu") -> float:
 
 class CheckpointLikeATrial(pl.Callback):
     """What the sweep's report callback (dotmlp.tune.ReportToTune) does in a trial, less the
-    report itself: a Lightning checkpoint at every CHECKPOINT_EVERY-th evaluation."""
+    report itself: a Lightning checkpoint where dotmlp.tune.checkpoint_due says so."""
 
     def __init__(self, folder: str):
         self.path = os.path.join(folder, CHECKPOINT_FILE)
-        self.evaluations = 0
 
     def on_validation_end(self, trainer, pl_module):
-        self.evaluations += 1
-        if self.evaluations % CHECKPOINT_EVERY == 0:
+        if checkpoint_due(pl_module):
             trainer.save_checkpoint(self.path)
 
 

@@ -28,7 +28,7 @@ class DotProductModule(pl.LightningModule):
         self.params = parameter_count(self.model)
         self.diverged = False
         # Manual optimisation, so that one Lightning step can run config.steps_per_batch optimiser
-        # steps (Lightning's per-step cost is a third of a step of the sweep's small nets). Each is
+        # steps (Lightning's per-step cost: see config.MAX_STEPS_PER_BATCH). Each is
         # the usual zero_grad, backward, Adam step through Lightning's optimizer wrapper, which
         # counts them (global_step, hence max_steps), checkpoints and resumes them.
         self.automatic_optimization = False

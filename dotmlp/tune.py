@@ -43,14 +43,9 @@ class ReportToTune(TuneReportCheckpointCallback):
     module's own metrics with the divergence sentinel in place of a NaN, and a checkpoint with
     every CHECKPOINT_EVERY-th report only."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._reports = 0
-
     @contextmanager
     def _get_checkpoint(self, trainer):
-        self._reports += 1
-        if self._reports % CHECKPOINT_EVERY:
+        if not checkpoint_due(trainer.lightning_module):
             yield None
             return
         with super()._get_checkpoint(trainer) as checkpoint:
@@ -66,6 +61,12 @@ class ReportToTune(TuneReportCheckpointCallback):
         if pl_module.diverged:
             report[METRIC] = DIVERGED_NMSE
         return report
+
+
+def checkpoint_due(module) -> bool:
+    """Whether this evaluation is a CHECKPOINT_EVERY-th one of the budget. Counted from the step,
+    not from the reports a callback has seen, so a resumed trial keeps the same cadence."""
+    return (module.global_step // module.config.eval_interval) % CHECKPOINT_EVERY == 0
 
 
 def train_trial(config: dict, settings: dict) -> None:

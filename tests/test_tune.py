@@ -111,3 +111,21 @@ def test_gpu_share_defaults_to_zero_without_gpus():
 def test_sweep_settings_are_validated(changes, words):
     with pytest.raises(ConfigError, match=words):
         SweepSettings(**changes)
+
+
+def test_a_checkpoint_goes_with_every_fourth_evaluation_of_the_budget():
+    import pytorch_lightning as pl
+
+    from dotmlp.config import TrialConfig
+    from dotmlp.train import train
+
+    class Record(pl.Callback):
+        def __init__(self):
+            self.due = []
+
+        def on_validation_end(self, trainer, pl_module):
+            self.due.append((pl_module.global_step, dtune.checkpoint_due(pl_module)))
+
+    record = Record()
+    train(TrialConfig(dimension=2, depth=1, width=8, steps=80, eval_every=10), [record], accelerator="cpu")
+    assert record.due == [(10 * i, i % dtune.CHECKPOINT_EVERY == 0) for i in range(1, 9)]
