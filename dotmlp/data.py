@@ -6,6 +6,7 @@ for MLPs this small, moving data costs more than the arithmetic.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -112,16 +113,33 @@ class FixedBatches:
 
 
 class Chunks:
-    """k consecutive batches stacked into one (k, batch, …) batch, so that one Lightning step runs
-    k optimiser steps: the same batches in the same order, with the framework's per-step cost
-    paid once per k steps (see DotProductModule.training_step)."""
+    """Groups of k consecutive batches, so that one Lightning step runs k optimiser steps (see
+    DotProductModule.training_step): the same batches in the same order, with the framework's
+    per-step cost paid once per k steps.
+
+    A group draws its batches from the stream as it is iterated, one per optimiser step, not when
+    Lightning fetches it (a step ahead): drawn ahead, a group of d = 64 batches (13 MB) has left
+    the CPU's cache before it is trained on, which cost 6 % of a step here."""
 
     def __init__(self, batches, k: int):
         self.batches = batches
         self.k = k
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Chunk]:
         stream = iter(self.batches)  # endless: the budget, not the data, ends training
         while True:
-            group = [next(stream) for _ in range(self.k)]
-            yield tuple(torch.stack(parts) for parts in zip(*group, strict=True))
+            yield Chunk(stream, self.k)
+
+
+class Chunk:
+    """The next k batches of a stream, drawn when iterated: iterate each Chunk once, in order."""
+
+    def __init__(self, stream: Iterator[Batch], k: int):
+        self.stream = stream
+        self.k = k
+
+    def __iter__(self) -> Iterator[Batch]:
+        return itertools.islice(self.stream, self.k)
+
+    def __len__(self) -> int:
+        return self.k

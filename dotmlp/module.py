@@ -37,8 +37,8 @@ class DotProductModule(pl.LightningModule):
         # a per-step .item() would force a device sync and, on a GPU, stall these tiny models.
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
-        # Seconds inside training steps, for the sweep-efficiency benchmark (on a GPU this is launch
-        # time, not compute: kernels run asynchronously).
+        # Seconds inside training steps (drawing the batch, forward, backward, Adam), for the
+        # sweep-efficiency benchmark (on a GPU this is launch time: kernels run asynchronously).
         self.train_seconds = 0.0
         self._step_started = 0.0
 
@@ -70,10 +70,10 @@ class DotProductModule(pl.LightningModule):
         a, b, y = batch
         return F.mse_loss(self(a, b), y)
 
-    def training_step(self, chunk: data.Batch, batch_idx: int) -> None:
+    def training_step(self, chunk: data.Chunk, batch_idx: int) -> None:
         optimizer = self.optimizers()
         schedule = self.lr_schedulers()
-        for batch in zip(*chunk, strict=True):  # steps_per_batch consecutive batches, in order
+        for batch in chunk:  # steps_per_batch consecutive batches, in order, each drawn here
             loss = self.model_step(batch)
             optimizer.zero_grad(set_to_none=True)
             # Not self.manual_backward: its precision and strategy hooks cost ~0.1 ms a step (6% of
@@ -83,7 +83,7 @@ class DotProductModule(pl.LightningModule):
             if schedule is not None:
                 schedule.step()
             self._loss_sum += loss.detach()
-        self._loss_count += len(chunk[0])
+        self._loss_count += len(chunk)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         self._step_started = time.perf_counter()
