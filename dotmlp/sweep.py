@@ -68,8 +68,10 @@ def run(
     max_failures: int = 2,
     figures: bool = True,
     verbose: int = 1,
+    timeline: str | None = None,
 ) -> dict:
-    """Run (or resume) the sweep and return its summary."""
+    """Run (or resume) the sweep and return its summary; with timeline, also write Ray's
+    timeline of tasks and actor calls there (as ray.timeline does)."""
     # Tune's legacy reporter honours the columns and the report interval the CLI asks for;
     # the new output engine prints a box per finished trial, 200 of them in a default sweep.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -89,6 +91,10 @@ def run(
             f"an experiment named {name!r} already exists in {storage}: "
             "pass --resume to continue it, or choose another --name"
         )
+    if timeline:
+        # Ray records the timeline only when told before it starts (a local runtime's workers
+        # inherit these; a cluster's nodes need them set where they start).
+        os.environ.setdefault("RAY_PROFILING", "1")
     ray_started = time.perf_counter()
     connect(address)
     ray_start_seconds = time.perf_counter() - ray_started
@@ -124,6 +130,8 @@ def run(
         started = time.perf_counter()
         tuner.fit()
         wall = time.perf_counter() - started
+        if timeline:
+            ray.timeline(str(timeline))
     finally:
         ray.shutdown()
     table = analysis.build(results_dir, name, figures=figures)

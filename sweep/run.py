@@ -53,6 +53,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
     p.add_argument("--no-asha", action="store_true", help="run every trial to the full budget")
     p.add_argument("--no-figures", action="store_true", help="write the table but no figures")
+    p.add_argument("--ray-timeline", default=None, metavar="FILE",
+                   help="write Ray's task and actor timeline here (Chrome trace JSON), to profile a sweep")
     return p
 
 
@@ -112,6 +114,8 @@ def check_arguments(parser, args):
     except ValueError as error:
         parser.error(str(error))
     storage = args.storage_path or str(results_dir.resolve())
+    if args.ray_timeline is not None and not writable(Path(args.ray_timeline).parent):
+        parser.error(f"ray-timeline {args.ray_timeline!r} cannot be written")
     return settings, results_dir, mlflow_uri, storage
 
 
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None):
             resume=args.resume,
             max_failures=args.max_failures,
             figures=not args.no_figures,
+            timeline=args.ray_timeline,
         )
     except sweep.UsageError as error:
         fail(PROG, str(error))

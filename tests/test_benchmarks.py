@@ -45,11 +45,27 @@ def test_gpu_benchmarks_refuse_a_machine_without_a_gpu(run_cli):
 
 @pytest.mark.skipif(NO_GPU, reason="needs a GPU")
 @pytest.mark.slow
-def test_gpu_sharing_compares_shares(run_cli):
+def test_gpu_sharing_compares_shares(run_cli, tmp_path):
     result = last_json(run_cli("benchmarks/gpu_sharing.py", "--json", "--num-samples", "2",
-                               "--shares", "0.5,1", *TINY_SWEEP, timeout=600))
+                               "--shares", "0.5,1", "--timelines", str(tmp_path), *TINY_SWEEP,
+                               timeout=600))
     assert set(result["shares"]) == {"0.5", "1"} and result["speedup_over_largest_share"]["1"] == 1
     assert all(share["trials"] == 2 and share["errored"] == 0 for share in result["shares"].values())
+    assert all(share["worker_time"]["in_calls"] > 0 for share in result["shares"].values())
+
+
+@pytest.mark.slow
+def test_ray_timeline_of_a_sweep_splits_the_workers_time(run_cli, tmp_path):
+    from benchmarks.gpu_sharing import worker_time
+
+    timeline = tmp_path / "timeline.json"
+    proc = run_cli("sweep/run.py", "--num-samples", "3", *TINY_SWEEP, "--no-figures",
+                   "--results-dir", str(tmp_path), "--ray-timeline", str(timeline), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    split = worker_time(json.loads(timeline.read_text()))
+    assert 1 <= split["workers"] <= 2 and split["in_calls"] > 0
+    parts = split["start_up"] + split["in_calls"] + split["between_calls"] + split["after_last_call"]
+    assert parts == pytest.approx(split["workers"] * split["timeline_seconds"])
 
 
 def test_asha_savings_rejects_a_missing_table(run_cli, tmp_path):
