@@ -1,13 +1,16 @@
 """What ASHA saves: the same sampled trials with ASHA and with every trial run to the full budget.
 
-`python benchmarks/asha_savings.py [--json] [--num-samples 40] [--asha-table CSV] [SWEEP ARGS]`
+`python benchmarks/asha_savings.py [--json] [--num-samples 40] [--asha-table CSV] [--full-table CSV]
+[SWEEP ARGS]`
 
 Both sweeps use one seed, so they train the same configurations (the stratified points). Compute
 is counted two ways: seconds inside training steps, and samples × parameters (proportional to
 FLOPs, independent of the machine). The best held-out NMSE is compared per task (dimension, flag)
 and over the whole sweep. `--asha-table results/sweep/trials.csv` takes the ASHA side from a
 sweep already run with the same settings and seed (the default sweep: 200 trials) and runs only
-the full-budget side; the configurations are checked to be the same.
+the full-budget side; `--full-table` likewise takes the full-budget side from a `--no-asha` sweep
+(the ASHA settings can change without re-running it). The configurations are checked to be the
+same.
 """
 
 from __future__ import annotations
@@ -36,16 +39,22 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-samples", type=int, default=40)
     parser.add_argument("--asha-table", type=Path, default=None,
                         help="trials.csv of an ASHA sweep already run with these settings")
+    parser.add_argument("--full-table", type=Path, default=None,
+                        help="trials.csv of a --no-asha sweep already run with these settings")
     args, sweep_args = parser.parse_known_args(argv)
-    if args.asha_table is not None and not args.asha_table.is_file():
-        parser.error(f"--asha-table {args.asha_table} is not a file")
+    for table in (args.asha_table, args.full_table):
+        if table is not None and not table.is_file():
+            parser.error(f"{table} is not a file")
     common = ["--num-samples", str(args.num_samples), "--no-figures", *sweep_args]
     with tempfile.TemporaryDirectory() as folder:
         if args.asha_table is None:
             asha, _, asha_wall = run_sweep(common, Path(folder), "asha")
         else:
             asha, asha_wall = pd.read_csv(args.asha_table), None
-        full, _, full_wall = run_sweep([*common, "--no-asha"], Path(folder), "full")
+        if args.full_table is None:
+            full, _, full_wall = run_sweep([*common, "--no-asha"], Path(folder), "full")
+        else:
+            full, full_wall = pd.read_csv(args.full_table), None
     key = ["dimension", "multiply", "depth", "width", "lr"]
     if len(asha) != len(full) or not (asha[key].round(12).values == full[key].round(12).values).all():
         sys.exit("asha_savings.py: the two sweeps trained different trials (other settings or seed)")

@@ -67,11 +67,29 @@ def test_per_task_asha_still_prunes_within_a_task():
     assert decisions[-1] == TrialScheduler.STOP
 
 
+def test_per_task_asha_lets_linear_models_run_and_keeps_them_out_of_the_rungs():
+    scheduler = dtune.PerTaskASHA(time_attr="steps", metric="val_nmse", mode="min", max_t=160,
+                                  grace_period=10, reduction_factor=4)
+    mlps = [_trial(8) for _ in range(4)]
+    linear = Trial("dotmlp_test", config={"dimension": 8, "multiply": False, "depth": 0}, stub=True)
+    late = _trial(8)
+    for trial in [*mlps, linear, late]:
+        scheduler.on_trial_add(None, trial)
+    _feed(scheduler, mlps, 10, [1e-3, 2e-3, 3e-3, 4e-3])
+    # Far behind at the first rung, where an MLP this bad is stopped (see the test above) ...
+    assert _feed(scheduler, [linear], 10, [0.8]) == [TrialScheduler.CONTINUE]
+    assert _feed(scheduler, [linear], 40, [0.5]) == [TrialScheduler.CONTINUE]
+    # ... and its values do not count: 0.8 in the rung would lower the cutoff to 2e-3 and let
+    # this one through; against the MLPs alone the cutoff is 1.75e-3.
+    assert _feed(scheduler, [late], 10, [1.8e-3]) == [TrialScheduler.STOP]
+    scheduler.on_trial_complete(None, linear, {"steps": 160, "val_nmse": 1e-14})
+
+
 def test_rung_milestones_are_asha_own():
     settings = SweepSettings()
-    assert (settings.max_steps, settings.eval_every, settings.grace_period) == (2000, 125, 125)
+    assert (settings.max_steps, settings.eval_every, settings.grace_period) == (2000, 125, 250)
     milestones = dtune.rung_milestones(settings)
-    assert milestones == [125, 500]
+    assert milestones == [250, 1000]
     bracket = dtune.make_scheduler(settings)._brackets[0]
     assert sorted(m for m, _ in bracket._rungs if m < settings.max_steps) == milestones
 
