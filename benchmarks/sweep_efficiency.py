@@ -3,8 +3,8 @@
 `python benchmarks/sweep_efficiency.py [--json] [--num-samples 40] [--max-steps 2000] [SWEEP ARGS]`
 
 Runs a real sweep (the default search space, local Ray runtime, SQLite MLflow store) in a
-temporary folder and splits the slots' time into: training steps (forward, backward, optimiser;
-the module's train_seconds), the rest inside trials (batch generation, Trainer set-up, held-out
+temporary folder and splits the slots' time into: training steps (drawing the batch, forward,
+backward, optimiser; the module's train_seconds), the rest inside trials (Trainer set-up, held-out
 evaluation, checkpoints, reports), outside trials (worker start-up, scheduling, MLflow logging on
 the driver, idle slots), Ray's start, and the analysis at the end.
 """

@@ -90,3 +90,22 @@ def test_asha_savings_compares_the_same_trials(run_cli):
                                *TINY_SWEEP, timeout=600))
     assert result["trials"] == 3 and 0 < result["compute_ratio_flops"] <= 1
     assert {"best_val_nmse", "best_ratio_overall", "best_ratio_per_task", "wall_seconds"} <= set(result)
+
+
+def test_asha_replay_needs_a_full_budget_sweep(run_cli, tmp_path):
+    proc = run_cli("benchmarks/asha_replay.py", "--full-dir", str(tmp_path), timeout=120)
+    assert proc.returncode == 2 and "no trials.csv" in proc.stderr
+
+
+@pytest.mark.slow
+def test_asha_replay_runs_the_scheduler_on_recorded_curves(run_cli, tmp_path):
+    proc = run_cli("sweep/run.py", "--num-samples", "4", *TINY_SWEEP, "--no-asha", "--no-figures",
+                   "--results-dir", str(tmp_path), "--name", "full", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = last_json(run_cli("benchmarks/asha_replay.py", "--json", "--full-dir", str(tmp_path),
+                               "--grace", "0.25,1", "--reduction", "2", timeout=300))
+    assert result["trials"] == 4 and len(result["settings"]) == 2
+    some_pruning, no_rung = result["settings"]  # first rung at 8 of 32 steps; at the budget
+    assert 0 < some_pruning["compute_ratio_flops"] < 1 and some_pruning["tasks"] == 1
+    # A first rung at the full budget stops nothing: the replay is the full-budget sweep itself.
+    assert no_rung["compute_ratio_flops"] == 1 and no_rung["tasks_within_10_percent"] == 1

@@ -1,0 +1,151 @@
+"""ASHA's settings replayed on recorded learning curves, without training anything again.
+
+`python benchmarks/asha_replay.py --full-dir DIR [--json] [--slots 2] [--grace 0.0625,0.125 ...]
+[--reduction 4 ...] [--prune-linear]`
+
+DIR holds a `--no-asha` sweep (`python sweep/run.py --num-samples 200 --no-asha --results-dir DIR
+--name full`): its table (DIR/full/trials.csv) and the MLflow store with every trial's held-out
+curve. The replay feeds those curves to the sweep's own scheduler (dotmlp.tune.PerTaskASHA) in the
+order a sweep with `--slots` trial slots would deliver them (each trial's recorded seconds per step
+set the clock), stops a trial where the scheduler says so, and reports what asha_savings.py reports
+for a real sweep: the compute against the full budget, and the best NMSE per task against the
+full-budget best. Arrival order is modelled, not measured: a real sweep's decisions can differ in
+a trial or two (results/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dotmlp import analysis, tracking  # noqa: E402
+from dotmlp.tune import METRIC, PerTaskASHA  # noqa: E402
+
+
+def load(full_dir: Path, name: str = "full") -> tuple[pd.DataFrame, dict[str, dict[int, float]]]:
+    table = pd.read_csv(full_dir / name / analysis.TABLE_FILE)
+    if (table["status"] != "completed").any():
+        sys.exit("asha_replay.py: the sweep in --full-dir must be a --no-asha sweep, all completed")
+    client = MlflowClient(tracking.default_uri(full_dir))
+    curves = {run: {int(m.step): m.value for m in client.get_metric_history(run, METRIC)}
+              for run in table["run_id"]}
+    # Trials in the order Tune started them (the stratified points' order).
+    table = table.assign(order=table["trial_id"].str.rsplit("_", n=1).str[1].astype(int))
+    return table.sort_values("order").reset_index(drop=True), curves
+
+
+def replay(
+    table: pd.DataFrame, curves: dict, grace: int, reduction: int, slots: int,
+    exempt_depths: tuple[int, ...] = (0,),
+) -> pd.Series:
+    """The step at which each trial ends under ASHA (max_steps where it is not stopped)."""
+    max_steps = int(table["steps"].max())
+    scheduler = PerTaskASHA(time_attr="steps", metric=METRIC, mode="min", max_t=max_steps,
+                            grace_period=grace, reduction_factor=reduction,
+                            exempt_depths=exempt_depths)
+    trials = [Trial("replay", config={k: row[k] for k in ("dimension", "multiply", "depth")},
+                    stub=True) for _, row in table.iterrows()]
+    seconds_per_step = (table["train_seconds"] / table["steps"]).tolist()
+    ended = [max_steps] * len(table)
+    events: list[tuple[float, int, int]] = []  # (time, trial, step of its next report)
+    waiting = iter(range(len(table)))
+
+    def start(now: float) -> None:
+        i = next(waiting, None)
+        if i is not None:
+            scheduler.on_trial_add(None, trials[i])
+            for step in sorted(curves[table["run_id"][i]]):
+                heapq.heappush(events, (now + step * seconds_per_step[i], i, step))
+
+    for _ in range(slots):
+        start(0.0)
+    stopped = set()
+    while events:
+        now, i, step = heapq.heappop(events)
+        if i in stopped:
+            continue
+        result = {"steps": step, METRIC: curves[table["run_id"][i]][step]}
+        if step >= max_steps:
+            scheduler.on_trial_complete(None, trials[i], result)
+            start(now)
+        elif scheduler.on_trial_result(None, trials[i], result) == TrialScheduler.STOP:
+            ended[i] = step
+            stopped.add(i)
+            scheduler.on_trial_remove(None, trials[i])
+            start(now)
+    return pd.Series(ended, index=table.index)
+
+
+def figures(table: pd.DataFrame, curves: dict, ended: pd.Series) -> dict:
+    max_steps = table["steps"].max()
+    final = pd.Series([curves[run][step] for run, step in zip(table["run_id"], ended, strict=True)],
+                      index=table.index)
+    task = ["dimension", "multiply"]
+    per_task = final.groupby([table[k] for k in task]).min() / table.groupby(task)[METRIC].min()
+    params, seconds_per_step = table["params"], table["train_seconds"] / table["steps"]
+    return {
+        "compute_ratio_flops": float((ended * params).sum() / (max_steps * params).sum()),
+        "compute_ratio_seconds": float(
+            (ended * seconds_per_step).sum() / (max_steps * seconds_per_step).sum()
+        ),
+        "samples_ratio": float(ended.sum() / (max_steps * len(table))),
+        "tasks_within_10_percent": int((per_task <= 1.10).sum()),
+        "tasks": int(len(per_task)),
+        "best_ratio_per_task_worst": float(per_task.max()),
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full-dir", type=Path, required=True, help="results dir of a --no-asha sweep")
+    parser.add_argument("--name", default="full", help="that sweep's --name")
+    parser.add_argument("--grace", default="0.0625,0.125,0.1875,0.25",
+                        help="first rungs, fractions of the budget")
+    parser.add_argument("--reduction", default="2,3,4,8", help="reduction factors")
+    parser.add_argument("--slots", type=int, default=2, help="trials at a time in the modelled sweep")
+    parser.add_argument("--prune-linear", action="store_true",
+                        help="let ASHA stop linear models too (the sweep never does)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not (args.full_dir / args.name / analysis.TABLE_FILE).is_file():
+        parser.error(f"no {analysis.TABLE_FILE} of a sweep named {args.name!r} in {args.full_dir}")
+    try:
+        graces = [float(x) for x in args.grace.split(",")]
+        reductions = [int(x) for x in args.reduction.split(",")]
+    except ValueError:
+        parser.error("--grace takes fractions and --reduction integers, comma-separated")
+    table, curves = load(args.full_dir, args.name)
+    interval = min(min(steps) for steps in curves.values())  # the sweep's evaluation interval
+    rows = []
+    for fraction, reduction in itertools.product(graces, reductions):
+        # As SweepSettings.grace_period: a whole number of evaluation intervals.
+        grace = interval * max(1, round(table["steps"].max() * fraction / interval))
+        exempt = () if args.prune_linear else (0,)
+        ended = replay(table, curves, grace, reduction, args.slots, exempt)
+        rows.append({"grace_steps": grace, "reduction_factor": reduction,
+                     **figures(table, curves, ended)})
+        if not args.json:
+            r = rows[-1]
+            print(f"grace {grace:>4} rf {reduction}: compute {r['compute_ratio_flops']:.3f} (samples × "
+                  f"params), {r['compute_ratio_seconds']:.3f} (seconds); best within 10 % in "
+                  f"{r['tasks_within_10_percent']}/{r['tasks']} tasks, worst ratio "
+                  f"{r['best_ratio_per_task_worst']:.3g}")
+    result = {"trials": len(table), "slots": args.slots, "settings": rows}
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
