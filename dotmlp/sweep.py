@@ -93,7 +93,7 @@ def run(
         )
     if timeline:
         # Ray records the timeline only when told before it starts (a local runtime's workers
-        # inherit these; a cluster's nodes need them set where they start).
+        # inherit the variable; a cluster's nodes need it set where they start).
         os.environ.setdefault("RAY_PROFILING", "1")
     ray_started = time.perf_counter()
     connect(address)

@@ -144,8 +144,8 @@ class PerTaskASHA(ASHAScheduler):
 
     Linear models are the heatmaps' baseline, and with the flag they are exact, but they start
     slowest (Adam moves a weight by about lr per step: NMSE ~0.8 at the first rung, 1e-14 at
-    the full budget), so ASHA stopped every one of them. They cost ~1/1000 of an MLP's compute:
-    they run their whole budget and take no part in the rungs.
+    the full budget), and plain ASHA stopped every one of them. They cost ~1/1000 of an MLP's
+    compute: they run their whole budget and take no part in the rungs.
     """
 
     def __init__(self, group_by=("dimension", "multiply"), exempt_depths=(0,), **kwargs):
