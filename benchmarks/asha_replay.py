@@ -29,6 +29,7 @@ from ray.tune.schedulers import TrialScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.asha_savings import compare  # noqa: E402
 from dotmlp import analysis, tracking  # noqa: E402
 from dotmlp.tune import METRIC, PerTaskASHA  # noqa: E402
 
@@ -88,22 +89,19 @@ def replay(
 
 
 def figures(table: pd.DataFrame, curves: dict, ended: pd.Series) -> dict:
-    max_steps = table["steps"].max()
-    final = pd.Series([curves[run][step] for run, step in zip(table["run_id"], ended, strict=True)],
-                      index=table.index)
-    task = ["dimension", "multiply"]
-    per_task = final.groupby([table[k] for k in task]).min() / table.groupby(task)[METRIC].min()
-    params, seconds_per_step = table["params"], table["train_seconds"] / table["steps"]
-    return {
-        "compute_ratio_flops": float((ended * params).sum() / (max_steps * params).sum()),
-        "compute_ratio_seconds": float(
-            (ended * seconds_per_step).sum() / (max_steps * seconds_per_step).sum()
-        ),
-        "samples_ratio": float(ended.sum() / (max_steps * len(table))),
-        "tasks_within_10_percent": int((per_task <= 1.10).sum()),
-        "tasks": int(len(per_task)),
-        "best_ratio_per_task_worst": float(per_task.max()),
-    }
+    """asha_savings.compare on the replayed sweep: each trial as if it had ended at its step."""
+    seconds_per_step = table["train_seconds"] / table["steps"]
+    asha = table.assign(
+        steps=ended,
+        samples=table["samples"] / table["steps"] * ended,
+        train_seconds=seconds_per_step * ended,
+        val_nmse=[curves[run][step] for run, step in zip(table["run_id"], ended, strict=True)],
+    )
+    compared = compare(asha, table)
+    return {"samples_ratio": float(asha["samples"].sum() / table["samples"].sum()),
+            **{k: compared[k] for k in ("compute_ratio_flops", "compute_ratio_seconds",
+                                        "tasks_within_10_percent", "tasks",
+                                        "best_ratio_per_task_worst")}}
 
 
 def main(argv=None) -> dict:

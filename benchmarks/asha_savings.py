@@ -33,6 +33,26 @@ def compute(table) -> dict:
             "samples_x_params": float((table["samples"] * table["params"]).sum())}
 
 
+def compare(asha: pd.DataFrame, full: pd.DataFrame) -> dict:
+    """ASHA's trials against the same trials at the full budget: compute ratios and best NMSE,
+    per task and overall (tables with samples, params, train_seconds, val_nmse per trial)."""
+    best = {}
+    for name, table in (("asha", asha), ("full", full)):
+        best[name] = table.groupby(["dimension", "multiply"])["val_nmse"].min()
+    per_task = (best["asha"] / best["full"]).rename("asha_best_over_full_best")
+    return {
+        "compute_ratio_seconds": compute(asha)["train_seconds"] / compute(full)["train_seconds"],
+        "compute_ratio_flops": compute(asha)["samples_x_params"] / compute(full)["samples_x_params"],
+        "best_val_nmse": {"asha": float(asha["val_nmse"].min()), "full": float(full["val_nmse"].min())},
+        "best_ratio_overall": float(asha["val_nmse"].min() / full["val_nmse"].min()),
+        "best_ratio_per_task": {f"d={d},flag={'on' if m else 'off'}": float(v)
+                                for (d, m), v in per_task.items()},
+        "best_ratio_per_task_worst": float(per_task.max()),
+        "tasks_within_10_percent": int((per_task <= 1.10).sum()),
+        "tasks": int(len(per_task)),
+    }
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -58,23 +78,8 @@ def main(argv=None) -> dict:
     key = ["dimension", "multiply", "depth", "width", "lr"]
     if len(asha) != len(full) or not (asha[key].round(12).values == full[key].round(12).values).all():
         sys.exit("asha_savings.py: the two sweeps trained different trials (other settings or seed)")
-    best = {}
-    for name, table in (("asha", asha), ("full", full)):
-        best[name] = table.groupby(["dimension", "multiply"])["val_nmse"].min()
-    per_task = (best["asha"] / best["full"]).rename("asha_best_over_full_best")
-    result = {
-        "trials": len(asha),
-        "compute_ratio_seconds": compute(asha)["train_seconds"] / compute(full)["train_seconds"],
-        "compute_ratio_flops": compute(asha)["samples_x_params"] / compute(full)["samples_x_params"],
-        "wall_seconds": {"asha": asha_wall, "full": full_wall},
-        "best_val_nmse": {"asha": float(asha["val_nmse"].min()), "full": float(full["val_nmse"].min())},
-        "best_ratio_overall": float(asha["val_nmse"].min() / full["val_nmse"].min()),
-        "best_ratio_per_task": {f"d={d},flag={'on' if m else 'off'}": float(v)
-                                for (d, m), v in per_task.items()},
-        "best_ratio_per_task_worst": float(per_task.max()),
-        "tasks_within_10_percent": int((per_task <= 1.10).sum()),
-        "tasks": int(len(per_task)),
-    }
+    result = {"trials": len(asha), "wall_seconds": {"asha": asha_wall, "full": full_wall},
+              **compare(asha, full)}
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return result
 

@@ -51,9 +51,12 @@ def worker_time(events: list[dict]) -> dict:
     between calls (the driver's turn at each report; the hand-over from one trial to the next),
     and after the worker's last call."""
     calls: dict[str, list[tuple[float, float]]] = {}
+    first_event: dict[str, float] = {}
     for event in events:
+        tid = event.get("tid")
+        first_event[tid] = min(first_event.get(tid, event["ts"]), event["ts"])
         if event.get("name") == "train" and "dur" in event:
-            calls.setdefault(event["tid"], []).append((event["ts"], event["ts"] + event["dur"]))
+            calls.setdefault(tid, []).append((event["ts"], event["ts"] + event["dur"]))
     if not calls:
         return {}
     start = min(e["ts"] for e in events)
@@ -61,9 +64,8 @@ def worker_time(events: list[dict]) -> dict:
     split = dict.fromkeys(("start_up", "in_calls", "between_calls", "after_last_call"), 0.0)
     for worker, spans in calls.items():
         spans.sort()
-        first_event = min(e["ts"] for e in events if e.get("tid") == worker)
-        split["start_up"] += first_event - start
-        split["between_calls"] += spans[0][0] - first_event  # the actor's own set-up
+        split["start_up"] += first_event[worker] - start
+        split["between_calls"] += spans[0][0] - first_event[worker]  # the actor's own set-up
         split["in_calls"] += sum(b - a for a, b in spans)
         split["between_calls"] += sum(a - b for (_, b), (a, _) in itertools.pairwise(spans))
         split["after_last_call"] += end - spans[-1][1]

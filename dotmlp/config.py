@@ -11,7 +11,7 @@ DATA_REGIMES = ("fresh", "fixed")
 SCHEDULES = ("constant", "cosine")
 # Lightning costs ~0.6 ms per training step on this CPU, most of a step of the sweep's smallest
 # nets; grouping up to 25 optimiser steps per Lightning step pays it once per group (25 divides the
-# default evaluation interval, 125 steps; 8 would give 5). A group of d = 64 batches is 13 MB.
+# default evaluation interval, 125 steps; 8 would give 5).
 MAX_STEPS_PER_BATCH = 25
 
 
