@@ -19,6 +19,7 @@ import argparse
 import heapq
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -88,6 +89,28 @@ def replay(
     return pd.Series(ended, index=table.index)
 
 
+def successive_halving(
+    table: pd.DataFrame, curves: dict, grace: int, reduction: int,
+    exempt_depths: tuple[int, ...] = (0,),
+) -> pd.Series:
+    """The step at which each trial ends under synchronous successive halving with the same
+    rungs: at each rung all of a task's surviving MLPs are ranked at once and the best
+    1/reduction go on. No trial goes on for reaching a rung early, as it can under ASHA: this is
+    what the rungs can decide from the held-out NMSE alone."""
+    max_steps = int(table["steps"].max())
+    ended = pd.Series(max_steps, index=table.index)
+    ranked = table[~table["depth"].isin(exempt_depths)]
+    for _, task in ranked.groupby(["dimension", "multiply"]):
+        alive, rung = list(task.index), grace
+        while rung < max_steps and len(alive) > 1:
+            at_rung = {i: curves[table["run_id"][i]][rung] for i in alive}
+            alive.sort(key=lambda i: math.inf if math.isnan(at_rung[i]) else at_rung[i])  # NaN: diverged
+            keep = math.ceil(len(alive) / reduction)
+            ended[alive[keep:]] = rung
+            alive, rung = alive[:keep], rung * reduction
+    return ended
+
+
 def figures(table: pd.DataFrame, curves: dict, ended: pd.Series) -> dict:
     """asha_savings.compare on the replayed sweep: each trial as if it had ended at its step."""
     seconds_per_step = table["train_seconds"] / table["steps"]
@@ -114,6 +137,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--slots", type=int, default=2, help="trials at a time in the modelled sweep")
     parser.add_argument("--prune-linear", action="store_true",
                         help="let ASHA stop linear models too (the sweep never does)")
+    parser.add_argument("--synchronous", action="store_true",
+                        help="also replay synchronous successive halving with the same rungs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not (args.full_dir / args.name / analysis.TABLE_FILE).is_file():
@@ -130,15 +155,19 @@ def main(argv=None) -> dict:
         # As SweepSettings.grace_period: a whole number of evaluation intervals.
         grace = interval * max(1, round(table["steps"].max() * fraction / interval))
         exempt = () if args.prune_linear else (0,)
-        ended = replay(table, curves, grace, reduction, args.slots, exempt)
-        rows.append({"grace_steps": grace, "reduction_factor": reduction,
-                     **figures(table, curves, ended)})
-        if not args.json:
-            r = rows[-1]
-            print(f"grace {grace:>4} rf {reduction}: compute {r['compute_ratio_flops']:.3f} (samples × "
-                  f"params), {r['compute_ratio_seconds']:.3f} (seconds); best within 10 % in "
-                  f"{r['tasks_within_10_percent']}/{r['tasks']} tasks, worst ratio "
-                  f"{r['best_ratio_per_task_worst']:.3g}")
+        schedules = {"asha": replay(table, curves, grace, reduction, args.slots, exempt)}
+        if args.synchronous:
+            schedules["synchronous"] = successive_halving(table, curves, grace, reduction, exempt)
+        for schedule, ended in schedules.items():
+            rows.append({"schedule": schedule, "grace_steps": grace, "reduction_factor": reduction,
+                         **figures(table, curves, ended)})
+            if not args.json:
+                r = rows[-1]
+                print(f"{schedule:>11} grace {grace:>4} rf {reduction}: compute "
+                      f"{r['compute_ratio_flops']:.3f} (samples × params), "
+                      f"{r['compute_ratio_seconds']:.3f} (seconds), {r['samples_ratio']:.3f} (samples); "
+                      f"best within 10 % in {r['tasks_within_10_percent']}/{r['tasks']} tasks, "
+                      f"worst ratio {r['best_ratio_per_task_worst']:.3g}")
     result = {"trials": len(table), "slots": args.slots, "settings": rows}
     if args.json:
         print(json.dumps(result))

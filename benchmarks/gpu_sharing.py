@@ -47,9 +47,9 @@ def share_figures(table: pd.DataFrame, summary: dict) -> dict:
 def worker_time(events: list[dict]) -> dict:
     """Seconds of the workers' time from Ray's timeline (Chrome-trace events, microseconds),
     summed over workers, from the driver's first request to the last event: start-up (until
-    the worker's first event), inside trainable calls (a trial computing up to its next report),
-    between calls (the driver's turn at each report; the hand-over from one trial to the next),
-    and after the worker's last call."""
+    the worker's first event; None where the timeline lost the driver's first events), inside
+    trainable calls (a trial computing up to its next report), between calls (the driver's turn
+    at each report; the hand-over from one trial to the next), and after the worker's last call."""
     calls: dict[str, list[tuple[float, float]]] = {}
     first_event: dict[str, float] = {}
     for event in events:
@@ -61,6 +61,11 @@ def worker_time(events: list[dict]) -> dict:
         return {}
     start = min(e["ts"] for e in events)
     end = max(e["ts"] + e.get("dur", 0) for e in events)
+    driver_start = min((e["ts"] for e in events if str(e.get("tid", "")).startswith("driver")),
+                       default=None)
+    # Ray keeps a bounded number of a process's profile events (the driver's last 1,000 here):
+    # in a long sweep the driver's first request is gone and start-up cannot be told apart.
+    start_up_known = driver_start is not None and driver_start <= min(first_event[w] for w in calls)
     split = dict.fromkeys(("start_up", "in_calls", "between_calls", "after_last_call"), 0.0)
     for worker, spans in calls.items():
         spans.sort()
@@ -69,8 +74,11 @@ def worker_time(events: list[dict]) -> dict:
         split["in_calls"] += sum(b - a for a, b in spans)
         split["between_calls"] += sum(a - b for (_, b), (a, _) in itertools.pairwise(spans))
         split["after_last_call"] += end - spans[-1][1]
-    return {"workers": len(calls), "timeline_seconds": (end - start) / 1e6,
-            **{k: v / 1e6 for k, v in split.items()}}
+    figures = {"workers": len(calls), "timeline_seconds": (end - start) / 1e6,
+               **{k: v / 1e6 for k, v in split.items()}}
+    if not start_up_known:
+        figures["start_up"] = None
+    return figures
 
 
 def main(argv=None) -> dict:
@@ -107,6 +115,8 @@ def main(argv=None) -> dict:
             figures[f"{share:g}"] = share_figures(table, summary)
             if timeline:
                 figures[f"{share:g}"]["worker_time"] = worker_time(json.loads(timeline.read_text()))
+            # Each share's figures as soon as its sweep ends: a run cut short keeps what it measured.
+            print(f"share {share:g}: {json.dumps(figures[f'{share:g}'])}", file=sys.stderr, flush=True)
     whole = figures[f"{max(shares):g}"]["trials_per_minute"]
     result = {
         "device": torch.cuda.get_device_name(),

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_cli():
     """Run one of the project's real entry points in a subprocess, as a user would."""
     import subprocess

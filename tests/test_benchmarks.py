@@ -54,6 +54,22 @@ def test_gpu_sharing_compares_shares(run_cli, tmp_path):
     assert all(share["worker_time"]["in_calls"] > 0 for share in result["shares"].values())
 
 
+def test_worker_time_leaves_start_up_out_when_the_driver_events_were_cut():
+    from benchmarks.gpu_sharing import worker_time
+
+    def event(tid, name, ts, dur=0):
+        return {"tid": tid, "name": name, "ts": ts * 1e6, "dur": dur * 1e6}
+
+    worker = [event("worker:a", "__init__", 2), event("worker:a", "train", 3, 4),
+              event("worker:a", "train", 8, 1)]
+    whole = worker_time([event("driver:d", "submit_task", 0), *worker])
+    assert whole["start_up"] == 2 and whole["in_calls"] == 5 and whole["between_calls"] == 2
+    assert whole["timeline_seconds"] == 9 and whole["after_last_call"] == 0
+    # Ray kept only the driver's later events: its first request is lost with them.
+    cut = worker_time([event("driver:d", "submit_task", 5), *worker])
+    assert cut["start_up"] is None and cut["in_calls"] == 5
+
+
 @pytest.mark.slow
 def test_ray_timeline_of_a_sweep_splits_the_workers_time(run_cli, tmp_path):
     from benchmarks.gpu_sharing import worker_time
@@ -97,15 +113,46 @@ def test_asha_replay_needs_a_full_budget_sweep(run_cli, tmp_path):
     assert proc.returncode == 2 and "no trials.csv" in proc.stderr
 
 
-@pytest.mark.slow
-def test_asha_replay_runs_the_scheduler_on_recorded_curves(run_cli, tmp_path):
+@pytest.fixture(scope="module")
+def full_budget_sweep(run_cli, tmp_path_factory):
+    """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task."""
+    folder = tmp_path_factory.mktemp("full_budget")
     proc = run_cli("sweep/run.py", "--num-samples", "4", *TINY_SWEEP, "--no-asha", "--no-figures",
-                   "--results-dir", str(tmp_path), "--name", "full", timeout=600)
+                   "--results-dir", str(folder), "--name", "full", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = last_json(run_cli("benchmarks/asha_replay.py", "--json", "--full-dir", str(tmp_path),
-                               "--grace", "0.25,1", "--reduction", "2", timeout=300))
-    assert result["trials"] == 4 and len(result["settings"]) == 2
-    some_pruning, no_rung = result["settings"]  # first rung at 8 of 32 steps; at the budget
+    return folder
+
+
+@pytest.mark.slow
+def test_asha_replay_runs_the_scheduler_on_recorded_curves(run_cli, full_budget_sweep):
+    result = last_json(run_cli("benchmarks/asha_replay.py", "--json", "--full-dir", str(full_budget_sweep),
+                               "--grace", "0.25,1", "--reduction", "2", "--synchronous",
+                               timeout=300))
+    assert result["trials"] == 4 and len(result["settings"]) == 4
+    some_pruning, halving, no_rung, no_halving = result["settings"]  # first rung at 8 of 32 steps; at 32
     assert 0 < some_pruning["compute_ratio_flops"] < 1 and some_pruning["tasks"] == 1
+    # Four alike MLPs, rungs at 8 and 16 steps: all four pay 8 steps, two go on to 16, one to 32.
+    assert halving["schedule"] == "synchronous"
+    assert halving["samples_ratio"] == pytest.approx((4 * 8 + 2 * 8 + 1 * 16) / (4 * 32))
     # A first rung at the full budget stops nothing: the replay is the full-budget sweep itself.
-    assert no_rung["compute_ratio_flops"] == 1 and no_rung["tasks_within_10_percent"] == 1
+    for row in (no_rung, no_halving):
+        assert row["compute_ratio_flops"] == 1 and row["tasks_within_10_percent"] == 1
+
+
+@pytest.mark.slow
+def test_seed_spread_retrains_the_winner_as_the_sweep_did(run_cli, full_budget_sweep):
+    # With the sweep's own seed the winner must come out exactly as the sweep trained it.
+    result = last_json(run_cli("benchmarks/seed_spread.py", "--json", "--results-dir",
+                               str(full_budget_sweep), "--name", "full", "--seeds", "0,1",
+                               "--workers", "1", timeout=600))
+    (winner,) = result["winners"]  # one task: d = 2, flag off
+    assert result["sweep_seed"] == 0 and winner["dimension"] == 2 and winner["depth"] == 1
+    assert winner["val_nmse_by_seed"]["0"] == winner["val_nmse_sweep"]
+    assert winner["val_nmse_by_seed"]["1"] != winner["val_nmse_sweep"]  # another seed, another run
+    values = [winner["val_nmse_sweep"], *winner["val_nmse_by_seed"].values()]
+    assert winner["spread"] == pytest.approx(max(values) / min(values))
+
+
+def test_seed_spread_rejects_a_missing_sweep(run_cli, tmp_path):
+    proc = run_cli("benchmarks/seed_spread.py", "--results-dir", str(tmp_path), timeout=120)
+    assert proc.returncode == 2 and "no sweep named 'sweep'" in proc.stderr
