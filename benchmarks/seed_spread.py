@@ -25,7 +25,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dotmlp import analysis  # noqa: E402
-from dotmlp.config import SweepSettings  # noqa: E402
+from dotmlp.config import ConfigError, SweepSettings  # noqa: E402
 
 ARCHITECTURE = ["dimension", "multiply", "depth", "width", "lr"]
 
@@ -66,7 +66,10 @@ def main(argv=None) -> dict:
         record = analysis.load_record(args.results_dir, args.name)
     except FileNotFoundError as error:
         parser.error(str(error))
-    settings = SweepSettings(**record["settings"])
+    try:
+        settings = SweepSettings(**record["settings"])
+    except (TypeError, ConfigError) as error:
+        parser.error(f"the settings of sweep {args.name!r} do not load: {error}")
     best = winners(pd.read_csv(args.results_dir / args.name / analysis.TABLE_FILE))
     configs = [{**settings.trial_settings(), **row, "seed": seed}
                for row in best[ARCHITECTURE].to_dict("records") for seed in seeds]
