@@ -150,11 +150,11 @@ def main(argv=None) -> dict:
         parser.error("--grace takes fractions and --reduction integers, comma-separated")
     table, curves = load(args.full_dir, args.name)
     interval = min(min(steps) for steps in curves.values())  # the sweep's evaluation interval
+    exempt = () if args.prune_linear else (0,)
     rows = []
     for fraction, reduction in itertools.product(graces, reductions):
         # As SweepSettings.grace_period: a whole number of evaluation intervals.
         grace = interval * max(1, round(table["steps"].max() * fraction / interval))
-        exempt = () if args.prune_linear else (0,)
         schedules = {"asha": replay(table, curves, grace, reduction, args.slots, exempt)}
         if args.synchronous:
             schedules["synchronous"] = successive_halving(table, curves, grace, reduction, exempt)

@@ -7,7 +7,7 @@ Every trial of a sweep trains with the sweep's seed, which draws the initialisat
 training data (the held-out set has its own). The ASHA target asks for each task's best NMSE
 within 10 % of the full-budget best; this puts those 10 % next to the spread of the winners
 themselves over seeds. Each task's best completed MLP (depth > 0; the linear models are exact or
-hopeless) is trained again as the sweep trains it (same settings, one thread); with the sweep's
+hopeless) is trained again as the sweep trains it (same settings and threads); with the sweep's
 own seed among --seeds it must give the sweep's figure again.
 """
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dotmlp import analysis  # noqa: E402
 from dotmlp.config import ConfigError, SweepSettings  # noqa: E402
+from dotmlp.tune import shared_settings  # noqa: E402
 
 ARCHITECTURE = ["dimension", "multiply", "depth", "width", "lr"]
 
@@ -43,7 +44,7 @@ def final_nmse(config: dict) -> float:
     from dotmlp.config import TrialConfig
     from dotmlp.train import train
 
-    torch.set_num_threads(1)  # as a sweep trial with one CPU
+    torch.set_num_threads(config["threads"])
     quiet_lightning()
     return train(TrialConfig.from_dict(config))["val_nmse"]
 
@@ -71,7 +72,7 @@ def main(argv=None) -> dict:
     except (TypeError, ConfigError) as error:
         parser.error(f"the settings of sweep {args.name!r} do not load: {error}")
     best = winners(pd.read_csv(args.results_dir / args.name / analysis.TABLE_FILE))
-    configs = [{**settings.trial_settings(), **row, "seed": seed}
+    configs = [{**shared_settings(settings), **row, "seed": seed}
                for row in best[ARCHITECTURE].to_dict("records") for seed in seeds]
     # Spawned, not forked: each worker imports torch afresh.
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:

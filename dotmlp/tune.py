@@ -307,9 +307,15 @@ def experiment_path(storage: str, name: str) -> str:
     return f"{storage.rstrip('/')}/{name}" if "://" in storage else str(Path(storage) / name)
 
 
+def shared_settings(settings: SweepSettings) -> dict:
+    """What train_trial gets besides its sampled config: the settings every trial shares, and
+    its torch threads (one per CPU of the trial)."""
+    return {**settings.trial_settings(), "threads": max(1, int(settings.cpus_per_trial))}
+
+
 def make_trainable(settings: SweepSettings, trial_resources: dict):
-    shared = {**settings.trial_settings(), "threads": max(1, int(settings.cpus_per_trial))}
-    return tune.with_resources(tune.with_parameters(train_trial, settings=shared), trial_resources)
+    trainable = tune.with_parameters(train_trial, settings=shared_settings(settings))
+    return tune.with_resources(trainable, trial_resources)
 
 
 def make_tuner(
