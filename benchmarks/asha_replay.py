@@ -5,7 +5,7 @@
 
 DIR holds a `--no-asha` sweep (`python sweep/run.py --num-samples 200 --no-asha --results-dir DIR
 --name full`): its table (DIR/full/trials.csv) and the MLflow store with every trial's held-out
-curve. The replay feeds those curves to the sweep's own scheduler (dotmlp.tune.PerTaskASHA) in the
+curve. The replay feeds those curves to the sweep's own scheduler (dotmlp.tune.scheduler.PerTaskASHA) in the
 order a sweep with `--slots` trial slots would deliver them (each trial's recorded seconds per step
 set the clock), stops a trial where the scheduler says so, and reports what asha_savings.py reports
 for a real sweep: the compute against the full budget, and the best NMSE per task against the
@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.asha_savings import compare  # noqa: E402
 from dotmlp import analysis, tracking  # noqa: E402
-from dotmlp.tune import METRIC, PerTaskASHA  # noqa: E402
+from dotmlp.tune.scheduler import PerTaskASHA  # noqa: E402
+from dotmlp.tune.trainable import METRIC  # noqa: E402
 
 
 def load(full_dir: Path, name: str = "full") -> tuple[pd.DataFrame, dict[str, dict[int, float]]]:

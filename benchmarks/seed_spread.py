@@ -1,7 +1,7 @@
 """A sweep's task winners trained again with other seeds: how far one configuration's final NMSE
 moves with the seed alone.
 
-`python benchmarks/seed_spread.py --results-dir DIR [--name NAME] [--seeds 1,2] [--workers 2] [--json]`
+`python benchmarks/seed_spread.py --results-dir DIR [--name NAME] [--seeds 3,6] [--workers 2] [--json]`
 
 Every trial of a sweep trains with the sweep's seed, which draws the initialisation and the
 training data (the held-out set has its own). The ASHA target asks for each task's best NMSE
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dotmlp import analysis  # noqa: E402
 from dotmlp.config import ConfigError, SweepSettings  # noqa: E402
-from dotmlp.tune import shared_settings  # noqa: E402
+from dotmlp.tune.trainable import shared_settings  # noqa: E402
 
 ARCHITECTURE = ["dimension", "multiply", "depth", "width", "lr"]
 
@@ -53,7 +53,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", type=Path, required=True, help="a sweep's results dir")
     parser.add_argument("--name", default="sweep", help="that sweep's --name")
-    parser.add_argument("--seeds", default="1,2", help="seeds to train each winner with")
+    parser.add_argument("--seeds", default="3,6",
+                        help="first seeds of the winners' retrained replica sets (a trial of K replicas "
+                        "with seed s trains s … s+K-1: keep them K apart, or replicas are shared)")
     parser.add_argument("--workers", type=int, default=2, help="trainings at a time")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

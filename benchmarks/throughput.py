@@ -1,6 +1,12 @@
 """Samples per second: a bare PyTorch loop against the trainable path the sweep runs, side by side.
 
-`python benchmarks/throughput.py [--json] [--steps 500] [--eval-every 125] [--repeats 3] [--device cuda]`
+`python benchmarks/throughput.py [--json] [--seeds 3] [--steps 512] [--eval-every 128] [--repeats 3]
+[--device cuda]`
+
+With --seeds K (the sweep's default, 3) the trainable trains K replicas in one batched model, and
+the bare side is K single-seed bare loops run one after the other: the ratio is replica-samples
+per second of the trainable ÷ those of the K bare loops (above 1: the batched replicas beat
+training the seeds one by one). With --seeds 1 it is the plain per-trial overhead.
 
 Both sides train the same DotMLP with the same Adam, batch, thread count (one, as a sweep trial)
 and on-device data, and evaluate the same held-out set at the sweep's cadence (every 125 steps:
@@ -36,12 +42,20 @@ from dotmlp.cli import quiet_lightning  # noqa: E402
 from dotmlp.config import SweepSettings, TrialConfig  # noqa: E402
 from dotmlp.model import DotMLP  # noqa: E402
 from dotmlp.train import train  # noqa: E402
-from dotmlp.tune import CHECKPOINT_FILE, checkpoint_due  # noqa: E402
+from dotmlp.tune.trainable import CHECKPOINT_FILE, checkpoint_due  # noqa: E402
 
 CONFIGS = [
     {"dimension": d, "width": w, "depth": L}
     for d, w, L in itertools.product((1, 16, 64), (64, 256), (2, 4))
 ]
+
+
+def bare_loops(config: TrialConfig, device: str = "cpu") -> float:
+    """config.seeds single-seed bare loops one after the other: their replica-samples per second."""
+    seconds = sum(config.steps * config.batch_size / bare_loop(config.replace(seed=config.seed + k,
+                                                                               seeds=1), device)
+                  for k in range(config.seeds))
+    return config.seeds * config.steps * config.batch_size / seconds
 
 
 def bare_loop(config: TrialConfig, device: str = "cpu") -> float:
@@ -69,8 +83,8 @@ def bare_loop(config: TrialConfig, device: str = "cpu") -> float:
 
 
 class CheckpointLikeATrial(pl.Callback):
-    """What the sweep's report callback (dotmlp.tune.ReportToTune) does in a trial, less the
-    report itself: a Lightning checkpoint where dotmlp.tune.checkpoint_due says so."""
+    """What the sweep's report callback (dotmlp.tune.trainable.ReportToTune) does in a trial, less the
+    report itself: a Lightning checkpoint where dotmlp.tune.trainable.checkpoint_due says so."""
 
     def __init__(self, folder: str):
         self.path = os.path.join(folder, CHECKPOINT_FILE)
@@ -85,20 +99,21 @@ def trainable_path(config: TrialConfig, device: str = "cpu") -> float:
     accelerator = "cpu" if device == "cpu" else "gpu"
     with tempfile.TemporaryDirectory() as folder:
         result = train(config, [CheckpointLikeATrial(folder)], accelerator=accelerator)
-    return result["samples_per_second"]
+    return result["replica_samples_per_second"]
 
 
-def measure(steps: int, eval_every: int, repeats: int, configs: int, device: str = "cpu") -> dict:
+def measure(steps: int, eval_every: int, repeats: int, configs: int, device: str = "cpu",
+            seeds: int = 3) -> dict:
     torch.set_num_threads(1)
     quiet_lightning()
     # The first Lightning fit in a process pays one-off imports and set-up: not a trial's cost
     # in a sweep, where workers are reused.
-    warm_up = TrialConfig(**CONFIGS[0], lr=1e-3, steps=eval_every, eval_every=eval_every)
-    bare_loop(warm_up, device), trainable_path(warm_up, device)
+    warm_up = TrialConfig(**CONFIGS[0], lr=1e-3, steps=eval_every, eval_every=eval_every, seeds=seeds)
+    bare_loops(warm_up, device), trainable_path(warm_up, device)
     rows = []
     for values in CONFIGS[:configs]:
-        config = TrialConfig(**values, lr=1e-3, steps=steps, eval_every=eval_every)
-        pairs = [(bare_loop(config, device), trainable_path(config, device)) for _ in range(repeats)]
+        config = TrialConfig(**values, lr=1e-3, steps=steps, eval_every=eval_every, seeds=seeds)
+        pairs = [(bare_loops(config, device), trainable_path(config, device)) for _ in range(repeats)]
         # Each pair ran back to back: its ratio is immune to the machine's slow drift; the median
         # over pairs drops the pair that a burst of load hit.
         ratio = statistics.median(trainable / bare for bare, trainable in pairs)
@@ -108,30 +123,35 @@ def measure(steps: int, eval_every: int, repeats: int, configs: int, device: str
         print(f"d={values['dimension']:>2} width={values['width']:>3} depth={values['depth']}: "
               f"bare {bare:>9.0f}/s  trainable {trainable:>9.0f}/s  ratio {ratio:.3f}",
               file=sys.stderr, flush=True)
-    return {"configs": rows, "min_ratio": min(r["ratio"] for r in rows),
+    return {"configs": rows, "min_ratio": min(r["ratio"] for r in rows), "seeds": seeds,
+            "min_ratio_width_64": min(r["ratio"] for r in rows if r["width"] == 64),
             "steps": steps, "eval_every": eval_every, "repeats": repeats, "threads": 1,
             "batch_size": 1024, "device": torch.cuda.get_device_name() if device != "cpu" else "cpu"}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=500, help="steps per run")
-    parser.add_argument("--eval-every", type=int, default=SweepSettings().eval_every,
-                        help="steps between held-out evaluations (default: the sweep's)")
+    parser.add_argument("--steps", type=int, default=512, help="steps per run")
+    parser.add_argument("--eval-every", type=int, default=128, help="steps between held-out evaluations")
+    parser.add_argument("--seeds", type=int, default=SweepSettings().seeds,
+                        help="replicas per trial (default: the sweep's); the bare side runs that many loops")
     parser.add_argument("--repeats", type=int, default=3, help="back-to-back pairs per configuration")
     parser.add_argument("--configs", type=int, default=len(CONFIGS), help="the first N configurations")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if min(args.steps, args.eval_every, args.repeats, args.configs) < 1 or args.eval_every > args.steps:
-        parser.error("--steps, --eval-every, --repeats and --configs must be >= 1, eval-every <= steps")
+    counts = (args.steps, args.eval_every, args.repeats, args.configs, args.seeds)
+    if min(counts) < 1 or args.eval_every > args.steps:
+        parser.error("--steps, --eval-every, --repeats, --configs and --seeds must be >= 1, "
+                     "eval-every <= steps")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device visible to torch here")
-    result = measure(args.steps, args.eval_every, args.repeats, args.configs, args.device)
+    result = measure(args.steps, args.eval_every, args.repeats, args.configs, args.device, args.seeds)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"min ratio (trainable / bare): {result['min_ratio']:.3f}")
+        print(f"min ratio (trainable / bare, {args.seeds} seeds): {result['min_ratio']:.3f}; "
+              f"at width 64: {result['min_ratio_width_64']:.3f}")
     return result
 
 

@@ -1,7 +1,10 @@
 """Join a sweep's Tune trials and MLflow runs into one table, and draw what it says.
 
-`python -m dotmlp.analysis --results-dir DIR --name NAME` writes DIR/NAME/trials.csv and the
-figures. Reads results only; never trains.
+`python -m dotmlp.analysis --results-dir DIR --name NAME` writes DIR/NAME/trials.csv (one row per
+trial), cells.csv (one row per architecture cell: its best learning rate's median over seeds),
+curves.csv (every trial's held-out learning curve) and the figures. A results dir without its
+Tune experiment (the committed one, a fetched one) redraws the figures from those tables.
+Reads results only; never trains.
 """
 
 from __future__ import annotations
@@ -10,47 +13,75 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dotmlp import record as sweep_record
 from dotmlp.cli import ArgumentParser, fail
+from dotmlp.tune.status import flag, trial_status
 
-SETTINGS_FILE = "sweep.json"
 TABLE_FILE = "trials.csv"
+CELLS_FILE = "cells.csv"
+CURVES_FILE = "curves.csv"
 CONFIG_COLUMNS = ["dimension", "multiply", "depth", "width", "lr"]
+CELL_COLUMNS = ["dimension", "multiply", "depth", "width"]
+# A cell still improving at the end of its budget is an upper bound on what its architecture
+# reaches, not its limit: budget-limited when the median NMSE fell by more than this fraction
+# over the last doubling of the budget (the ladder's last two evaluations).
+BUDGET_LIMITED_DROP = 0.2
+# Below this a model is exact to float32's resolution (a linear model with the flag): its last
+# digits move from one evaluation to the next, which is not "still improving".
+EXACT_BELOW = 1e-7
+# Fewer learning rates than this on a cell, and its best is not called tuned.
+MIN_LEARNING_RATES = 3
+# Cells annotated as still improving (+) or with too few learning rates (?).
+MARKS = {"budget_limited": "+", "few_lrs": "?"}
 HEATMAP_TITLE = (
-    "Held-out NMSE, best trial per cell over learning rates "
-    "(pruned trials count at the budget they reached; diverged and errored trials left out)"
+    "held-out NMSE, median over seeds at each cell's best learning rate "
+    "(+ still improving at its budget: an upper bound; ? fewer than 3 learning rates tried)"
 )
 
 
 # ---------------------------------------------------------------------------- reading
 def load_record(results_dir: str | os.PathLike, name: str) -> dict:
-    path = Path(results_dir) / name / SETTINGS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no sweep named {name!r} in {results_dir} ({path} is missing)")
-    return json.loads(path.read_text())
+    return sweep_record.load(results_dir, name)
 
 
-def tune_trials(experiment_path: str) -> pd.DataFrame:
-    """One row per Tune trial: its config, last reported result, status and where it ran."""
+def tune_trials(experiment_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per Tune trial (its config, last result, status, where it ran), and every trial's
+    learning curve (one row per evaluation)."""
+    import logging
+
     from ray.tune import ExperimentAnalysis
 
-    trials = ExperimentAnalysis(experiment_path).trials
+    # Trials that never started have no results yet: Tune warns once per trial (hundreds of lines
+    # for an interrupted sweep); their rows say so themselves.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    experiment = ExperimentAnalysis(experiment_path)
     rows = []
-    for trial in trials:
+    for trial in experiment.trials:
         last = trial.last_result or {}
+        seeds = int(last.get("seeds") or trial.config.get("seeds") or 1)
+        first_seed = last.get("config", {}).get("seed", 0)
+        replicas = sorted((k for k in last if k.startswith("val_nmse_seed")),
+                          key=lambda k: int(k.removeprefix("val_nmse_seed")))
         rows.append(
             {
                 "trial_id": trial.trial_id,
                 **{key: trial.config.get(key) for key in CONFIG_COLUMNS},
                 "params": last.get("params"),
+                "seeds": seeds,
+                "first_seed": first_seed,
                 "steps": last.get("steps", 0),
                 "samples": last.get("samples", 0),
                 "tune_val_nmse": last.get("val_nmse"),
-                "diverged": bool(last.get("diverged", False)),
+                "val_nmse_seeds": json.dumps([_finite(last[k]) for k in replicas]),
+                "val_nmse_previous": last.get("val_nmse_previous"),
+                "steps_previous": last.get("steps_previous"),
+                "diverged": flag(last.get("diverged")),
                 "tune_status": trial.status,
                 "retries": trial.run_metadata.num_failures,
                 "node_ip": last.get("node_ip"),
@@ -59,19 +90,36 @@ def tune_trials(experiment_path: str) -> pd.DataFrame:
                 "trial_seconds": last.get("time_total_s"),
             }
         )
-    return pd.DataFrame(rows)
+    curves = []
+    for frame in experiment.trial_dataframes.values():
+        if frame is None or not len(frame) or "trial_id" not in frame:
+            continue
+        columns = [c for c in ("trial_id", "steps", "samples", "val_nmse", "val_nmse_min",
+                               "val_nmse_max", "diverged") if c in frame]
+        curves.append(frame[columns])
+    curves = (pd.concat(curves, ignore_index=True) if curves
+              else pd.DataFrame(columns=["trial_id", "steps", "samples", "val_nmse"]))
+    if "diverged" in curves:  # the divergence sentinel is not a measurement
+        curves.loc[curves.pop("diverged").map(flag), "val_nmse"] = np.nan
+    return pd.DataFrame(rows), curves.sort_values(["trial_id", "steps"], ignore_index=True)
 
 
-def mlflow_runs(uri: str, sweep: str) -> pd.DataFrame:
+def _finite(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
     from dotmlp import tracking
 
-    runs = tracking.experiment_runs(uri, sweep, sweep)
+    runs = tracking.experiment_runs(uri, experiment, sweep_id)
     columns = {
         "run_id": "run_id",
         f"tags.{tracking.TRIAL_TAG}": "trial_id",
         f"tags.{tracking.STATUS_TAG}": "mlflow_status_tag",
         "status": "mlflow_run_status",
         "metrics.val_nmse": "val_nmse",
+        "metrics.val_nmse_min": "val_nmse_min",
+        "metrics.val_nmse_max": "val_nmse_max",
         "metrics.val_mse": "val_mse",
         "metrics.val_r2": "val_r2",
         "metrics.train_mse": "train_mse",
@@ -85,88 +133,204 @@ def mlflow_runs(uri: str, sweep: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- the table
 def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFrame:
     """One row per trial; a trial missing on either side keeps its row, flagged in `missing`."""
-    from dotmlp.tune import trial_status
-
-    max_steps = record["settings"]["max_steps"]
-    rungs = record["rungs"]
+    settings = record["settings"]
+    max_steps, asha, rungs = settings["max_steps"], settings.get("asha", True), record["rungs"]
     table = tune_df.merge(runs, on="trial_id", how="outer", indicator=True, validate="1:1")
     table["missing"] = table.pop("_merge").map(
         {"both": "", "left_only": "mlflow run", "right_only": "tune trial"}
     ).astype(str)
     table["status"] = [
-        trial_status({"diverged": row.diverged, "steps": row.steps}, max_steps, row.tune_status == "ERROR")
+        # Without its Tune trial a run's status is what the callback tagged it with, if anything.
+        (row.mlflow_status_tag if isinstance(row.mlflow_status_tag, str) else "unfinished")
+        if row.missing == "tune trial"
+        else trial_status({"diverged": row.diverged, "steps": row.steps}, max_steps,
+                          row.tune_status, asha)
         for row in table.itertuples()
     ]
     # The rung a trial last passed: how far ASHA let it go (0 = stopped at the first rung).
     table["rung"] = [int(np.searchsorted(rungs, steps, side="right")) - 1 if steps else -1
                      for steps in table["steps"].fillna(0)]
-    table.loc[table["status"] == "diverged", "val_nmse"] = np.nan
-    order = ["trial_id", "run_id", *CONFIG_COLUMNS, "params", "status", "rung", "steps", "samples",
-             "val_nmse", "val_mse", "val_r2", "train_mse", "retries", "node_ip", "node_id",
-             "train_seconds", "trial_seconds", "tune_status",
-             "mlflow_run_status", "mlflow_status_tag", "missing"]
+    diverged = table["status"] == "diverged"
+    table.loc[diverged, ["val_nmse", "val_nmse_min", "val_nmse_max"]] = np.nan
+    table["budget_limited"] = still_improving(table) & ~diverged
+    order = ["trial_id", "run_id", *CONFIG_COLUMNS, "params", "seeds", "status", "rung", "steps",
+             "samples", "val_nmse", "val_nmse_min", "val_nmse_max", "val_nmse_seeds",
+             "val_nmse_previous", "steps_previous", "budget_limited", "val_mse", "val_r2",
+             "train_mse", "retries", "node_ip", "node_id", "train_seconds", "trial_seconds",
+             "tune_status", "mlflow_run_status", "mlflow_status_tag", "missing"]
     return table[order].sort_values(["dimension", "multiply", "depth", "width", "lr"],
                                     ignore_index=True)
 
 
-def build(results_dir: str | os.PathLike, name: str, figures: bool = True) -> pd.DataFrame:
-    """Join the sweep's two records, write trials.csv (atomically) and the figures."""
+def still_improving(table: pd.DataFrame) -> pd.Series:
+    """Budget-limited: the median NMSE fell by more than BUDGET_LIMITED_DROP over the last
+    doubling of the budget (the evaluation before the last was at half the steps), and is not
+    already exact (EXACT_BELOW)."""
+    doubling = table["steps_previous"] * 2 == table["steps"]
+    fell = table["val_nmse"] < (1 - BUDGET_LIMITED_DROP) * table["val_nmse_previous"]
+    return (doubling & fell & (table["val_nmse"] >= EXACT_BELOW)).fillna(False).astype(bool)
+
+
+def cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per architecture cell: the learning rate whose median over seeds is lowest (pruned
+    trials count at the budget they reached: an upper bound), how many learning rates and seeds
+    stand behind it, and whether it was still improving at the end of its budget."""
+    usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
+    if not len(usable):
+        return pd.DataFrame(columns=[*CELL_COLUMNS, "lr", "lrs", "trials", "seeds", "params",
+                                     "steps", "samples", "val_nmse", "val_nmse_min",
+                                     "val_nmse_max", "budget_limited", "status"])
+    usable = one_linear_cell(usable)
+    keys = CELL_COLUMNS
+    best = usable.sort_values("val_nmse").groupby(keys, as_index=False).first()
+    counts = usable.groupby(keys).agg(lrs=("lr", "nunique"), trials=("trial_id", "size"))
+    best = best.merge(counts.reset_index(), on=keys)
+    return best[[*keys, "lr", "lrs", "trials", "seeds", "params", "steps", "samples", "val_nmse",
+                 "val_nmse_min", "val_nmse_max", "budget_limited", "status"]]
+
+
+def one_linear_cell(frame: pd.DataFrame) -> pd.DataFrame:
+    """Depth 0 has no width: one cell (width 0), whatever width its trials carried."""
+    return frame.assign(width=frame["width"].where(frame["depth"] > 0, 0))
+
+
+def build(results_dir: str | os.PathLike, name: str, figures: bool = True,
+          mlflow_uri: str | None = None, storage: str | None = None) -> pd.DataFrame:
+    """Join the sweep's two records, write trials.csv, cells.csv and curves.csv (atomically) and
+    the figures. Without the Tune experiment (a committed or fetched results dir), redraw the
+    figures from the tables already there."""
     record = load_record(results_dir, name)
-    table = join(tune_trials(record["experiment_path"]), mlflow_runs(record["mlflow_uri"], name), record)
     out = Path(results_dir) / name
-    tmp = out / f".{TABLE_FILE}.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out / TABLE_FILE)
+    experiment = (f"{storage.rstrip('/')}/{name}" if storage and "://" in storage
+                  else str(Path(storage) / name) if storage
+                  else sweep_record.experiment_path(record, results_dir))
+    if "://" not in experiment and not (Path(experiment) / "tuner.pkl").exists():
+        if not (out / TABLE_FILE).exists():
+            raise FileNotFoundError(f"{out} has neither the Tune experiment nor {TABLE_FILE}")
+        table, curves = read_tables(out)
+    else:
+        uri = mlflow_uri or sweep_record.mlflow_uri(record, results_dir)
+        tune_df, curves = tune_trials(experiment)
+        table = join(tune_df, mlflow_runs(uri, name, sweep_record.sweep_id(record)), record)
+        write_csv(table, out / TABLE_FILE)
+        write_csv(curves, out / CURVES_FILE)
+        write_csv(cells(table), out / CELLS_FILE)
     if figures:
-        draw_all(table, out, {key: record["settings"][key] for key in
-                              ("dimensions", "depths", "widths", "multiply")})
+        draw_all(table, curves, out, grid_of(record))
+    write_answer(results_dir, name, record, figures)
     return table
+
+
+def write_answer(results_dir, name: str, record: dict, figures: bool) -> None:
+    """The answer table (answer.csv) for every sweep; for a study (explicit cells), also the
+    scaling fit with its predictions and deep against shallow (dotmlp.answer)."""
+    from dotmlp import answer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if record["settings"].get("cells"):
+            answer.write_analysis(results_dir, name, figures=figures)
+        else:
+            answer.write_answer(results_dir, name)
+
+
+def read_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = pd.read_csv(out / TABLE_FILE)
+    curves_file = out / CURVES_FILE
+    curves = pd.read_csv(curves_file) if curves_file.exists() else pd.DataFrame(
+        columns=["trial_id", "steps", "samples", "val_nmse"])
+    return table, curves
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def grid_of(record: dict) -> dict:
+    return {key: record["settings"][key] for key in ("dimensions", "depths", "widths", "multiply")}
 
 
 def summarize(table: pd.DataFrame, record: dict) -> dict:
     counts = table["status"].value_counts()
     rungs = record["rungs"]
     pruned = table[table["status"] == "pruned"]
-    best = (
-        table.dropna(subset=["val_nmse"])
-        .sort_values("val_nmse")
-        .groupby(["dimension", "multiply"], as_index=False)
-        .first()
-    )
+    cell_table = cells(table)
+    best = cell_table.sort_values("val_nmse").groupby(["dimension", "multiply"], as_index=False).first()
     return {
         "trials": len(table),
         "status": {status: int(counts.get(status, 0)) for status in
-                   ("completed", "pruned", "diverged", "errored")},
+                   ("completed", "pruned", "diverged", "errored", "unfinished")},
         "pruned_at_rung": {f"rung {k} ({steps} steps)": int((pruned["rung"] == k).sum())
                            for k, steps in enumerate(rungs)},
-        "missing": table.loc[table["missing"] != "", ["trial_id", "missing"]].to_dict("records"),
-        "best": best[["dimension", "multiply", "depth", "width", "lr", "params", "val_nmse", "status"]]
+        "cells": len(cell_table),
+        "single_seed_cells": int((cell_table["seeds"] < 2).sum()),
+        "few_lr_cells": int((cell_table["lrs"] < MIN_LEARNING_RATES).sum()),
+        "budget_limited_cells": int(cell_table["budget_limited"].astype(bool).sum()),
+        # A trial that never started has no MLflow run yet: that is not a lost record.
+        "missing": table.loc[(table["missing"] != "") & ~((table["missing"] == "mlflow run")
+                                                          & (table["status"] == "unfinished")
+                                                          & (table["steps"].fillna(0) == 0)),
+                             ["trial_id", "missing"]].to_dict("records"),
+        "best": best[["dimension", "multiply", "depth", "width", "lr", "lrs", "params", "val_nmse",
+                      "val_nmse_min", "val_nmse_max", "budget_limited", "status"]]
         .to_dict("records"),
     }
 
 
 def format_summary(summary: dict, out: Path) -> str:
-    lines = [f"\n{summary['trials']} trials: " + ", ".join(f"{n} {s}" for s, n in summary["status"].items())]
-    lines.append("ASHA stopped: " + ", ".join(f"{n} at {k}" for k, n in summary["pruned_at_rung"].items()))
+    lines = []
+    if summary.get("nothing_to_run"):
+        lines.append("\nNothing left to run: every trial of this sweep had already ended.")
+    lines.append(f"\n{summary['trials']} trials: "
+                 + ", ".join(f"{n} {s}" for s, n in summary["status"].items()))
+    if summary.get("asha", True):
+        lines.append("ASHA stopped: "
+                     + ", ".join(f"{n} at {k}" for k, n in summary["pruned_at_rung"].items()))
+    lines.append(
+        f"{summary['cells']} cells: {summary['single_seed_cells']} single-seed, "
+        f"{summary['few_lr_cells']} with fewer than {MIN_LEARNING_RATES} learning rates, "
+        f"{summary['budget_limited_cells']} budget-limited (NMSE fell by more than "
+        f"{BUDGET_LIMITED_DROP:.0%} over the last doubling: an upper bound, not the limit)"
+    )
     if summary["missing"]:
-        lines.append(f"WARNING: {len(summary['missing'])} trials missing a side: {summary['missing']}")
-    lines.append("Best held-out NMSE per dimension (flag = a*b fed as input):")
+        shown = ", ".join(f"{m['trial_id']} (no {m['missing']})" for m in summary["missing"][:5])
+        more = f" and {len(summary['missing']) - 5} more" if len(summary["missing"]) > 5 else ""
+        lines.append(f"WARNING: {len(summary['missing'])} trials missing a side: {shown}{more}")
+    lines.append("Best held-out NMSE per dimension, median over seeds [their range] "
+                 "(flag = a*b fed as input; + still improving):")
     for row in summary["best"]:
+        architecture = "linear" if row["depth"] == 0 else f"{row['depth']}x{row['width']}"
         lines.append(
             f"  d={row['dimension']:>3} flag={'on ' if row['multiply'] else 'off'} "
-            f"nmse={row['val_nmse']:.2e}  depth={row['depth']} width={row['width']} "
-            f"lr={row['lr']:.1e} params={int(row['params'])} ({row['status']})"
+            f"nmse={row['val_nmse']:.2e} [{row['val_nmse_min']:.1e}, {row['val_nmse_max']:.1e}]"
+            f"{'+' if row['budget_limited'] else ' '} {architecture:>7} lr={row['lr']:.1e} "
+            f"({row['lrs']} lrs) params={int(row['params'])} ({row['status']})"
         )
     if "wall_seconds" in summary:
-        lines.append(f"Wall time: {summary['wall_seconds']:.0f} s")
-    lines.append(f"Results: {out}/{TABLE_FILE} and {out}/*.png")
+        lines.append(f"Wall time: {summary['wall_seconds']:.0f} s in all (Ray's start "
+                     f"{summary['ray_start_seconds']:.0f} s, the trials "
+                     f"{summary['fit_seconds']:.0f} s, then the table and figures)")
+    figures = " and figures (*.png)" if summary.get("figures", True) else ""
+    lines.append(f"Results: {out}/{TABLE_FILE}, {CELLS_FILE}, {CURVES_FILE}{figures}")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- figures
-def best_per_cell(table: pd.DataFrame) -> pd.DataFrame:
-    usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
-    return usable.groupby(["multiply", "dimension", "depth", "width"], as_index=False)["val_nmse"].min()
+def cell_labels(panel: pd.DataFrame, depths, widths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The panel's NMSE grid (depth × width) and its annotations: the value itself, not the
+    colour scale's clipped one, with the cell's marks."""
+    values = panel.pivot(index="depth", columns="width", values="val_nmse").reindex(
+        index=depths, columns=widths)
+    labels = values.map(lambda v: "" if pd.isna(v) else f"{v:.0e}")
+    for row in panel.itertuples():
+        if row.depth not in labels.index or row.width not in labels.columns:
+            continue
+        marks = (MARKS["budget_limited"] if row.budget_limited else "") + (
+            MARKS["few_lrs"] if row.lrs < MIN_LEARNING_RATES else "")
+        labels.loc[row.depth, row.width] += marks
+    return values, labels
 
 
 def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
@@ -182,13 +346,16 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
-    cells = best_per_cell(table)
+    cell_table = cells(table)
     grid = grid or {key: sorted(table[column].dropna().unique()) for key, column in
                     (("dimensions", "dimension"), ("depths", "depth"), ("widths", "width"),
                      ("multiply", "multiply"))}
-    dimensions, depths, widths = grid["dimensions"], grid["depths"], grid["widths"]
-    values = cells["val_nmse"].clip(lower=1e-8)
-    norm = LogNorm(vmin=max(values.min(), 1e-8), vmax=max(values.max(), 1.0)) if len(values) else None
+    dimensions, depths = grid["dimensions"], grid["depths"]
+    # A linear model (depth 0) has no width: its row has one cell, in a column of its own.
+    widths = ([0] if 0 in depths else []) + list(grid["widths"])
+    floor = 1e-8  # the colour scale's floor; the annotations keep the true value
+    values = cell_table["val_nmse"].clip(lower=floor)
+    norm = LogNorm(vmin=max(values.min(), floor), vmax=max(values.max(), 1.0)) if len(values) else None
     figures = {}
     for multiply in sorted(grid["multiply"]):
         columns = min(4, len(dimensions))
@@ -196,13 +363,14 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
         fig = Figure(figsize=(4.2 * columns, 3.6 * rows), layout="constrained")
         axes = fig.subplots(rows, columns, squeeze=False)
         for ax, dimension in zip(axes.flat, dimensions, strict=False):
-            panel = cells[(cells["multiply"] == multiply) & (cells["dimension"] == dimension)]
-            grid = panel.pivot(index="depth", columns="width", values="val_nmse").reindex(
-                index=depths, columns=widths
-            )  # cells with no trial stay NaN: drawn blank, not as zero
-            sns.heatmap(grid.clip(lower=1e-8), ax=ax, norm=norm, cmap="viridis", annot=True, fmt=".0e",
-                        annot_kws={"fontsize": 7}, cbar=False, mask=grid.isna(),
-                        linewidths=0.5, linecolor="white")
+            panel = cell_table[(cell_table["multiply"] == multiply)
+                               & (cell_table["dimension"] == dimension)]
+            nmse, labels = cell_labels(panel, depths, widths)
+            # cells with no trial stay NaN: drawn blank, not as zero
+            sns.heatmap(nmse.clip(lower=floor), ax=ax, norm=norm, cmap="viridis", annot=labels,
+                        fmt="", annot_kws={"fontsize": 8}, cbar=False, mask=nmse.isna(),
+                        linewidths=0.5, linecolor="white",
+                        xticklabels=["linear" if w == 0 else w for w in widths])
             ax.set_title(f"d = {int(dimension)}")
             ax.set_xlabel("width")
             ax.set_ylabel("depth (0 = linear)")
@@ -211,25 +379,28 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
         if norm is not None:
             fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(),
                          label="held-out NMSE (log scale)", shrink=0.8)
-        flag = "on" if multiply else "off"
-        fig.suptitle(f"Multiplication flag {flag}: {HEATMAP_TITLE}", fontsize=9)
-        figures[f"heatmap_multiply_{flag}"] = fig
+        flag_text = "on" if multiply else "off"
+        fig.suptitle(f"Multiplication flag {flag_text}: {HEATMAP_TITLE}", fontsize=9)
+        figures[f"heatmap_multiply_{flag_text}"] = fig
     return figures
 
 
 def frontier(table: pd.DataFrame) -> pd.DataFrame:
-    """Best NMSE reachable with at most N parameters, per dimension and flag value."""
-    usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse", "params"])
+    """Per dimension and flag value, the cells no smaller cell beats: the best median NMSE
+    reachable with at most N parameters (ties go to the smaller model; row order does not
+    matter)."""
+    usable = cells(table).dropna(subset=["val_nmse", "params"])
     rows = []
-    for (dimension, multiply), group in usable.groupby(["dimension", "multiply"]):
-        group = group.sort_values("params")
-        group = group.assign(best_val_nmse=group["val_nmse"].cummin())
-        group = group[group["best_val_nmse"] == group["val_nmse"]]  # points that improve the front
-        rows.append(group.assign(dimension=dimension, multiply=multiply))
+    for _, group in usable.groupby(["dimension", "multiply"]):
+        group = group.sort_values(["params", "val_nmse", "depth", "width"], kind="stable")
+        best_before = group["val_nmse"].cummin().shift(fill_value=np.inf)
+        rows.append(group[group["val_nmse"] < best_before])  # strictly better than every smaller
     if not rows:
-        return pd.DataFrame(columns=["dimension", "multiply", "params", "best_val_nmse"])
-    return pd.concat(rows, ignore_index=True)[["dimension", "multiply", "params", "best_val_nmse",
-                                               "depth", "width"]]
+        return pd.DataFrame(columns=["dimension", "multiply", "params", "best_val_nmse",
+                                     "val_nmse_min", "val_nmse_max", "depth", "width"])
+    front = pd.concat(rows, ignore_index=True).rename(columns={"val_nmse": "best_val_nmse"})
+    return front[["dimension", "multiply", "params", "best_val_nmse", "val_nmse_min",
+                  "val_nmse_max", "depth", "width"]]
 
 
 def frontier_figure(table: pd.DataFrame):
@@ -243,14 +414,80 @@ def frontier_figure(table: pd.DataFrame):
                          d=front["dimension"].map(lambda d: f"d = {d}"))
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
+    palette = dict(zip(dimensions, sns.color_palette("viridis", len(dimensions)), strict=True))
     sns.lineplot(data=front, x="params", y="best_val_nmse", hue="d", hue_order=dimensions,
-                 style="flag", markers=True, dashes=True, drawstyle="steps-post", palette="viridis",
+                 style="flag", markers=True, dashes=True, drawstyle="steps-post", palette=palette,
                  estimator=None, errorbar=None, ax=ax)  # points, not means with bands
+    for row in front.itertuples():  # the seeds' range at each point
+        ax.vlines(row.params, row.val_nmse_min, row.val_nmse_max, color=palette[row.d], lw=1)
     ax.set(xscale="log", yscale="log", xlabel="parameters",
            ylabel="best held-out NMSE with at most this many parameters",
-           title="The frontier: best NMSE against model size, per dimension")
+           title="The frontier: best median NMSE against model size (bars: the seeds' range)")
     ax.axhline(1e-2, color="grey", lw=0.5, ls=":")
     ax.axhline(1e-3, color="grey", lw=0.5, ls=":")
+    return fig
+
+
+def architecture_label(depth, width) -> str:
+    return "linear" if depth == 0 else f"{int(depth)}x{int(width)}"
+
+
+def learning_rate_figure(table: pd.DataFrame):
+    """Final median NMSE against learning rate, one line per architecture, one panel per
+    dimension and flag: is the learning rate right? (Pruned trials sit at a smaller budget.)"""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
+    usable = usable.assign(architecture=[architecture_label(d, w) for d, w in
+                                         zip(usable["depth"], usable["width"], strict=True)])
+    dimensions = sorted(usable["dimension"].unique())
+    flags = sorted(usable["multiply"].unique())
+    fig = Figure(figsize=(2.6 * max(1, len(dimensions)), 2.8 * max(1, len(flags))),
+                 layout="constrained")
+    axes = fig.subplots(max(1, len(flags)), max(1, len(dimensions)), squeeze=False, sharex=True)
+    for i, multiply in enumerate(flags):
+        for j, dimension in enumerate(dimensions):
+            ax = axes[i][j]
+            panel = usable[(usable["multiply"] == multiply) & (usable["dimension"] == dimension)]
+            sns.lineplot(data=panel, x="lr", y="val_nmse", hue="architecture", style="status",
+                         markers=True, estimator=None, errorbar=None, ax=ax,
+                         legend=(i == 0 and j == len(dimensions) - 1))
+            ax.set(xscale="log", yscale="log", title=f"d = {dimension}, flag {'on' if multiply else 'off'}",
+                   xlabel="learning rate", ylabel="held-out NMSE (median)")
+    fig.suptitle("Final NMSE against the learning rate (pruned: at the budget ASHA let it reach)",
+                 fontsize=9)
+    return fig
+
+
+def learning_curves_figure(table: pd.DataFrame, curves: pd.DataFrame, best: int = 3):
+    """NMSE against training samples for each dimension's best architectures (flag off): the data
+    axis. A curve still falling at its right end is a bound, not a limit."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    chosen = cells(table[table["multiply"] == False])  # noqa: E712 (a pandas mask)
+    chosen = chosen.sort_values("val_nmse").groupby("dimension").head(best)
+    usable = one_linear_cell(table[table["status"].isin(["completed", "pruned"])])
+    keys = CELL_COLUMNS + ["lr"]
+    trials = usable.merge(chosen[keys].astype(usable[keys].dtypes.to_dict()), on=keys)
+    data = curves.merge(trials[["trial_id", "dimension", "depth", "width"]], on="trial_id")
+    data = data.assign(architecture=[architecture_label(d, w) for d, w in
+                                     zip(data["depth"], data["width"], strict=True)])
+    dimensions = sorted(data["dimension"].unique())
+    fig = Figure(figsize=(2.6 * max(1, len(dimensions)), 3.0), layout="constrained")
+    axes = fig.subplots(1, max(1, len(dimensions)), squeeze=False, sharey=True)[0]
+    for ax, dimension in zip(axes, dimensions, strict=False):
+        panel = data[data["dimension"] == dimension]
+        sns.lineplot(data=panel, x="samples", y="val_nmse", hue="architecture", marker="o",
+                     estimator=None, errorbar=None, ax=ax)
+        for _, curve in panel.groupby("trial_id"):  # the seeds' range along the curve
+            if {"val_nmse_min", "val_nmse_max"} <= set(curve):
+                ax.fill_between(curve["samples"], curve["val_nmse_min"], curve["val_nmse_max"],
+                                alpha=0.15)
+        ax.set(xscale="log", yscale="log", title=f"d = {dimension}", xlabel="training samples",
+               ylabel="held-out NMSE (median, band: seeds)")
+    fig.suptitle("Learning curves of each dimension's best architectures (flag off)", fontsize=9)
     return fig
 
 
@@ -260,29 +497,42 @@ def save_figure(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def draw_all(table: pd.DataFrame, out: Path, grid: dict | None = None) -> list[Path]:
+def figures(table: pd.DataFrame, curves: pd.DataFrame, grid: dict | None = None) -> dict:
+    """Every figure of a sweep, by file name (without .png)."""
+    # Panels with no trial yet make numpy warn (all-NaN slices); a blank panel is the answer.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        drawn = {**heatmap_figures(table, grid), "frontier": frontier_figure(table),
+                 "learning_rates": learning_rate_figure(table)}
+        if len(curves):
+            drawn["learning_curves"] = learning_curves_figure(table, curves)
+    return drawn
+
+
+def draw_all(table: pd.DataFrame, curves: pd.DataFrame, out: Path, grid: dict | None = None) -> list[Path]:
     """Write every figure as DIR/NAME/<figure>.png."""
-    figures = {**heatmap_figures(table, grid), "frontier": frontier_figure(table)}
     paths = []
-    for name, fig in figures.items():
-        paths.append(out / f"{name}.png")
-        save_figure(fig, paths[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, fig in figures(table, curves, grid).items():
+            paths.append(out / f"{name}.png")
+            save_figure(fig, paths[-1])
     return paths
 
 
 def smallest_reaching(table: pd.DataFrame, thresholds=(1e-2, 1e-3)) -> pd.DataFrame:
-    """Per dimension and flag value, the smallest model (parameters) whose held-out NMSE reached
-    each threshold, with its architecture; blank where no trial did."""
-    usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
+    """Per dimension and flag value, the smallest cell (parameters) whose median held-out NMSE
+    reached each threshold, with its architecture; blank where no cell did."""
+    cell_table = cells(table)
     rows = []
-    for (dimension, multiply), group in usable.groupby(["dimension", "multiply"]):
+    for (dimension, multiply), group in cell_table.groupby(["dimension", "multiply"]):
         row = {"dimension": dimension, "multiply": multiply, "best_val_nmse": group["val_nmse"].min()}
         for threshold in thresholds:
             hits = group[group["val_nmse"] <= threshold].sort_values("params")
             best = hits.iloc[0] if len(hits) else None
             row[f"params@{threshold:g}"] = best["params"] if best is not None else np.nan
             row[f"arch@{threshold:g}"] = (
-                f"{int(best['depth'])}x{int(best['width'])}" if best is not None else ""
+                architecture_label(best["depth"], best["width"]) if best is not None else ""
             )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -293,14 +543,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = ArgumentParser(prog="python -m dotmlp.analysis", description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--name", default="sweep")
+    parser.add_argument("--mlflow-uri", default=None,
+                        help="the sweep's MLflow store (default: the record's, or <results-dir>/mlflow.db)")
+    parser.add_argument("--storage-path", default=None,
+                        help="where the Tune experiment's folder is (default: the record's, "
+                        "or the results dir)")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
     try:
         record = load_record(args.results_dir, args.name)
+        table = build(args.results_dir, args.name, figures=not args.no_figures,
+                      mlflow_uri=args.mlflow_uri, storage=args.storage_path)
     except FileNotFoundError as error:
         fail(parser.prog, str(error))
-    table = build(args.results_dir, args.name, figures=not args.no_figures)
-    print(format_summary(summarize(table, record), Path(args.results_dir) / args.name))
+    summary = {**summarize(table, record), "figures": not args.no_figures,
+               "asha": record["settings"].get("asha", True)}
+    print(format_summary(summary, Path(args.results_dir) / args.name))
     return table
 
 

@@ -7,6 +7,8 @@ import logging
 import sys
 import warnings
 
+from dotmlp.config import ConfigError
+
 USAGE_ERROR = 2
 
 
@@ -18,6 +20,19 @@ class ArgumentParser(argparse.ArgumentParser):
 def fail(prog: str, message: str, code: int = USAGE_ERROR):
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def int_list(name: str, text: str, minimum: int = 1) -> tuple[int, ...]:
+    """'16,8,4' -> (16, 8, 4); an empty list, an empty item ('8,,4') or a non-integer is an error
+    (a silently dropped item would train another model than the one asked for)."""
+    items = text.split(",")
+    try:
+        values = tuple(int(item) for item in items)
+    except ValueError:
+        values = ()
+    if not values or any(value < minimum for value in values):
+        raise ConfigError(f"{name} must be comma-separated integers >= {minimum}, got {text!r}")
+    return values
 
 
 def quiet_lightning() -> None:

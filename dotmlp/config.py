@@ -7,12 +7,33 @@ import math
 from dataclasses import dataclass
 
 TARGETS = ("dot", "cosine")
-DATA_REGIMES = ("fresh", "fixed")
+DATA_REGIMES = ("fresh", "fixed", "pool")
 SCHEDULES = ("constant", "cosine")
 # Lightning costs ~0.6 ms per training step on this CPU, most of a step of the sweep's smallest
 # nets; grouping up to 25 optimiser steps per Lightning step pays it once per group (25 divides the
 # default evaluation interval, 125 steps; 8 would give 5).
 MAX_STEPS_PER_BATCH = 25
+
+# Rendle et al.'s protocol (google-research/google-research, dot_vs_learned_similarity/approx_dot.py,
+# main(): num_samples = num_users * 100, a 90/10 train/test split of the observed pairs).
+POOL_ITEMS_PER_USER = 100
+POOL_TEST_FRACTION = 0.1
+POOL_MIN_USERS = 10
+
+
+def pool_pairs(users: int, items_per_user: int = POOL_ITEMS_PER_USER) -> int:
+    """Observed (user, item) pairs of a pool of `users` users and as many items: 100 per user on
+    average, or every pair when the pool is smaller than that (users < 100)."""
+    return users * min(items_per_user, users)
+
+
+def pool_train_pairs(users: int, items_per_user: int = POOL_ITEMS_PER_USER) -> int:
+    n = pool_pairs(users, items_per_user)
+    return n - pool_test_pairs(users, items_per_user)
+
+
+def pool_test_pairs(users: int, items_per_user: int = POOL_ITEMS_PER_USER) -> int:
+    return int(pool_pairs(users, items_per_user) * POOL_TEST_FRACTION)
 
 
 class ConfigError(ValueError):
@@ -38,24 +59,42 @@ class TrialConfig:
     target: str = "dot"
     """dot: y = a·b (Var = d); cosine: y = a·b / (|a||b|) (Var ≈ 1/d)."""
     data: str = "fresh"
-    """fresh: new samples every step; fixed: train_samples pairs reused every epoch."""
+    """fresh: new samples every step; fixed: train_samples pairs reused every epoch; pool: Rendle
+    et al.'s finite users and items with noisy labels (see data.Pool)."""
+    users: int | None = None
+    """Pool regime: users (and as many items) in the pool; 100 observed pairs per user."""
+    epochs: int | None = None
+    """Pool regime: the budget in passes over the training pairs instead of steps; steps is then
+    derived, ceil(epochs × training pairs / batch_size)."""
     train_samples: int = 1024
     """Size of the training set in the fixed regime."""
     val_samples: int = 16384
     """Size of the held-out set every metric is computed on."""
     eval_every: int = 0
-    """Steps between held-out evaluations; 0 picks steps // 10 (at least 1)."""
+    """Steps between held-out evaluations; 0 picks steps // 10 (at least 1). Ignored with reports."""
+    reports: int = 0
+    """Held-out evaluations on a geometric ladder, ×2 apart and ending at the budget: at
+    steps / 2**j for j < reports, so every trial's curve is a learning curve on a log axis
+    (0: every eval_every steps instead)."""
     schedule: str = "constant"
     """Learning-rate schedule: constant, or cosine decay to zero over the budget."""
     hidden: tuple[int, ...] | None = None
     """Explicit hidden layer sizes (e.g. the notebook's [16, 8, 4, 2]); overrides depth and width."""
     seed: int = 0
     """Seeds the model's initialisation and the training data (the held-out set has its own seed)."""
+    seeds: int = 1
+    """Replicas trained side by side, with seeds seed … seed + seeds − 1 (own initialisation, own
+    data); the reported NMSE is their median."""
 
     def __post_init__(self) -> None:
         if self.hidden is not None:
             object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         self.validate()
+        if self.epochs is not None:
+            # Derived once, here, so that everything downstream (Trainer, ASHA's time axis, the
+            # JSON) counts the budget in the same unit as every other trial: optimiser steps.
+            steps = math.ceil(self.epochs * pool_train_pairs(self.users) / self.batch_size)
+            object.__setattr__(self, "steps", steps)
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
@@ -64,8 +103,27 @@ class TrialConfig:
         return (self.width,) * self.depth
 
     @property
+    def samples_per_step(self) -> int:
+        """Training samples one optimiser step uses (per replica): a fixed set smaller than the
+        batch is one whole batch."""
+        return min(self.batch_size, self.train_samples) if self.data == "fixed" else self.batch_size
+
+    @property
     def eval_interval(self) -> int:
+        """Steps between two chances to evaluate (on a ladder: its first rung; see on_ladder)."""
+        if self.reports:
+            return self.steps >> (self.reports - 1)
         return self.eval_every or max(1, self.steps // 10)
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the held-out set is scored at this step: on the ladder, or every interval, and
+        always at the end of the budget (where train() scores a budget that ends between two)."""
+        if step == self.steps:
+            return True
+        if step <= 0 or step % self.eval_interval:
+            return False
+        multiple = step // self.eval_interval
+        return not self.reports or multiple & (multiple - 1) == 0  # a power of two
 
     @property
     def steps_per_batch(self) -> int:
@@ -85,6 +143,9 @@ class TrialConfig:
         _int_at_least("val_samples", self.val_samples, 2)
         _int_at_least("eval_every", self.eval_every, 0)
         _int_at_least("seed", self.seed, 0)
+        _int_at_least("seeds", self.seeds, 1)
+        _int_at_least("reports", self.reports, 0)
+        _check_ladder(self.steps, self.reports, "steps")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
             raise ConfigError(f"lr must be a number > 0, got {self.lr!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -95,6 +156,27 @@ class TrialConfig:
         if self.hidden is not None:
             for size in self.hidden:
                 _int_at_least("hidden layer size", size, 1)
+        self._validate_pool()
+
+    def _validate_pool(self) -> None:
+        if self.data != "pool":
+            for name in ("users", "epochs"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{name} applies to data pool only, got data {self.data!r}")
+            return
+        if self.users is None:
+            raise ConfigError(f"users must be an integer >= {POOL_MIN_USERS} with data pool, got none")
+        # Ten users make 100 pairs, of which 10 test: a smaller pool has no test split to score.
+        _int_at_least("users", self.users, POOL_MIN_USERS)
+        if self.epochs is not None:
+            _int_at_least("epochs", self.epochs, 1)
+        if self.target != "dot":
+            # The label noise (sd 0.85) is on the dot product's scale; a cosine target is not the
+            # paper's protocol.
+            raise ConfigError(f"data pool takes target dot only, got target {self.target!r}")
+        if self.seeds != 1:
+            # One pool per replica is not built yet: run the seeds one by one (sweep/rendle.py).
+            raise ConfigError(f"data pool trains one seed per run (seeds 1), got seeds {self.seeds}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -116,6 +198,14 @@ def _int_at_least(name: str, value, minimum: int) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value}")
 
 
+def _check_ladder(steps: int, reports: int, name: str) -> None:
+    if reports > 1 and steps % (1 << (reports - 1)):
+        raise ConfigError(
+            f"{name} must be a multiple of 2**(reports-1) = {1 << (reports - 1)} for {reports} "
+            f"evaluations ×2 apart, got {steps}"
+        )
+
+
 def _one_of(name: str, value, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -126,60 +216,94 @@ class SweepSettings:
     """What `sweep/run.py` runs: the search space, the budget, resources and where results go."""
 
     num_samples: int = 200
-    """Trials in the sweep."""
-    max_steps: int = 2000
+    """Trials in the sweep. Every (cell, learning rate) of the grid is one trial: a sweep smaller
+    than the grid leaves some cells with fewer learning rates (the summary counts them), a larger
+    one draws further learning rates log-uniformly in the range."""
+    max_steps: int = 2048
     """Full budget of one trial in optimiser steps (ASHA's max_t)."""
     batch_size: int = 1024
     """Samples per step, the same for every trial so budgets compare."""
-    reports: int = 16
-    """Held-out evaluations (and reports to ASHA) over the full budget."""
+    reports: int = 6
+    """Held-out evaluations per full budget, ×2 apart (2048 steps: at 64, 128, …, 2048), so every
+    curve is a learning curve on a log axis and ASHA's rungs fall on it."""
     grace_fraction: float = 1 / 8
-    """ASHA's first rung as a fraction of the full budget. 1/8 rather than 1/16: replayed on the
-    full-budget curves of the default sweep, it kept the best trial (within 10 %) in 12 of 14
+    """ASHA's first rung as a fraction of the full budget, rounded to the ladder. 1/8: replayed on
+    the full-budget curves of the default sweep, it kept the best trial (within 10 %) in 12 of 14
     tasks instead of 11 for +1 % of the compute (benchmarks/README.md)."""
     reduction_factor: int = 4
     """ASHA keeps the best 1/reduction_factor of trials at each rung."""
     asha: bool = True
     """Prune with ASHA; False runs every trial to the full budget (to measure what ASHA saves)."""
     dimensions: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-    depths: tuple[int, ...] = (0, 1, 2, 4, 8)
-    widths: tuple[int, ...] = (16, 64, 256)
-    lr_min: float = 3e-4
+    depths: tuple[int, ...] = (0, 1, 2)
+    widths: tuple[int, ...] = (64, 256)
+    lr_min: float = 1e-3
     lr_max: float = 1e-2
+    lrs_per_cell: int = 3
+    """Learning rates tried on every cell: a grid, log-spaced from lr_min to lr_max. A cell
+    reports its best learning rate's median over seeds."""
     multiply: tuple[bool, ...] = (False, True)
+    cells: tuple[tuple[int, bool, int, int], ...] | None = None
+    """Explicit architecture cells (dimension, multiply, depth, width) instead of the product of
+    the four lists above: a study puts its compute where the answer is decided (dotmlp.study)."""
     target: str = "dot"
     schedule: str = "constant"
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
     """GPU share per trial; None: 0.25 where Ray sees a GPU, else 0."""
     seed: int = 0
+    seeds: int = 3
+    """Replicas per trial (seeds seed … seed + seeds − 1); Tune and ASHA see their median. Three:
+    a median that one unlucky seed cannot move (the seed alone moves a run by a median 2×)."""
 
     def __post_init__(self) -> None:
+        if self.cells is not None:
+            cells = tuple((int(d), bool(m), int(depth), int(w)) for d, m, depth, w in self.cells)
+            object.__setattr__(self, "cells", cells)
+            # The lists follow the cells, so figures draw the whole (sparse) grid.
+            for name, index in (("dimensions", 0), ("multiply", 1), ("depths", 2), ("widths", 3)):
+                values = sorted({cell[index] for cell in cells if name != "widths" or cell[2] > 0})
+                object.__setattr__(self, name, tuple(values))
         for name in ("dimensions", "depths", "widths", "multiply"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
 
     @property
-    def eval_every(self) -> int:
-        return self.max_steps // self.reports
+    def ladder(self) -> list[int]:
+        """The budgets (steps) at which every trial is evaluated, ×2 apart, lowest first."""
+        return [self.max_steps >> j for j in reversed(range(self.reports))]
 
     @property
     def grace_period(self) -> int:
-        # A whole number of evaluations, so the first rung is decided at a report, not after it.
-        return self.eval_every * max(1, round(self.max_steps * self.grace_fraction / self.eval_every))
+        # On the ladder, so the first rung is decided at a report, not after it.
+        target = self.max_steps * self.grace_fraction
+        return min(self.ladder, key=lambda steps: abs(math.log(steps / target)))
+
+    @property
+    def learning_rates(self) -> list[float]:
+        """The per-cell grid: lrs_per_cell values log-spaced from lr_min to lr_max."""
+        if self.lrs_per_cell == 1:
+            return [self.lr_max]
+        ratio = (self.lr_max / self.lr_min) ** (1 / (self.lrs_per_cell - 1))
+        return [self.lr_min * ratio**i for i in range(self.lrs_per_cell)]
 
     def validate(self) -> None:
         _int_at_least("num_samples", self.num_samples, 1)
         _int_at_least("reports", self.reports, 1)
-        _int_at_least("max_steps", self.max_steps, self.reports)
+        _int_at_least("max_steps", self.max_steps, 1 << (self.reports - 1))
+        _check_ladder(self.max_steps, self.reports, "max_steps")
+        _int_at_least("lrs_per_cell", self.lrs_per_cell, 1)
         _int_at_least("batch_size", self.batch_size, 1)
         _int_at_least("reduction_factor", self.reduction_factor, 2)
         _int_at_least("seed", self.seed, 0)
+        _int_at_least("seeds", self.seeds, 1)
         if not 0 < self.grace_fraction <= 1:
             raise ConfigError(f"grace_fraction must be in (0, 1], got {self.grace_fraction}")
+        if self.cells is not None and not self.cells:
+            raise ConfigError("cells must list at least one (dimension, multiply, depth, width)")
         for name, minimum in (("dimensions", 1), ("depths", 0), ("widths", 1)):
             values = getattr(self, name)
-            if not values:
+            if not values and not (name == "widths" and self.cells):  # linear cells only
                 raise ConfigError(f"{name} must list at least one integer >= {minimum}")
             for value in values:
                 _int_at_least(name, value, minimum)
@@ -207,11 +331,15 @@ class SweepSettings:
         return {
             "steps": self.max_steps,
             "batch_size": self.batch_size,
-            "eval_every": self.eval_every,
+            "reports": self.reports,
             "target": self.target,
             "schedule": self.schedule,
             "seed": self.seed,
+            "seeds": self.seeds,
         }
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> SweepSettings:
+        return dataclasses.replace(self, **changes)

@@ -7,7 +7,7 @@ for MLPs this small, moving data costs more than the arithmetic.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -20,11 +20,11 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 def target_values(a: torch.Tensor, b: torch.Tensor, target: str = "dot") -> torch.Tensor:
     """y for each row: the dot product a·b, or the cosine similarity a·b / (|a||b|)."""
-    dot = (a * b).sum(dim=1)
+    dot = (a * b).sum(dim=-1)
     if target == "dot":
         return dot
     if target == "cosine":
-        return dot / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+        return dot / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-12)
     raise ValueError(f"target must be 'dot' or 'cosine', got {target!r}")
 
 
@@ -71,19 +71,35 @@ class SingleBatch:
 
 
 class FreshBatches:
-    """An endless stream of new batches: every step sees samples it has never seen."""
+    """An endless stream of new batches: every step sees samples it has never seen.
+
+    With several generators (one per replica) each batch is (K, batch, d): slice k is drawn from
+    generator k exactly as a one-replica stream on that generator draws it, straight into place.
+    """
 
     def __init__(
-        self, dimension: int, batch_size: int, generator: torch.Generator, target: str = "dot"
+        self,
+        dimension: int,
+        batch_size: int,
+        generator: torch.Generator | list[torch.Generator],
+        target: str = "dot",
     ):
         self.dimension = dimension
         self.batch_size = batch_size
-        self.generator = generator
+        self.generators = generator if isinstance(generator, list) else [generator]
+        self.stacked = isinstance(generator, list)
         self.target = target
 
     def __iter__(self) -> Iterator[Batch]:
+        shape = (len(self.generators), self.batch_size, self.dimension)
+        device = self.generators[0].device
         while True:
-            yield sample_pairs(self.batch_size, self.dimension, self.generator, self.target)
+            a, b = torch.empty(shape, device=device), torch.empty(shape, device=device)
+            for k, generator in enumerate(self.generators):
+                torch.randn(shape[1:], generator=generator, device=device, out=a[k])
+                torch.randn(shape[1:], generator=generator, device=device, out=b[k])
+            y = target_values(a, b, self.target)
+            yield (a, b, y) if self.stacked else (a[0], b[0], y[0])
 
 
 class FixedBatches:
@@ -110,6 +126,17 @@ class FixedBatches:
             for start in range(0, n - self.batch_size + 1, self.batch_size):
                 index = order[start : start + self.batch_size]
                 yield a[index], b[index], y[index]
+
+
+class StackedBatches:
+    """One batch per replica from K streams of their own, stacked to (K, batch, d)."""
+
+    def __init__(self, streams: list):
+        self.streams = streams
+
+    def __iter__(self) -> Iterator[Batch]:
+        for parts in zip(*self.streams, strict=True):
+            yield tuple(torch.stack(tensors) for tensors in zip(*parts, strict=True))
 
 
 class Chunks:
@@ -143,3 +170,214 @@ class Chunk:
 
     def __len__(self) -> int:
         return self.k
+
+
+# ---------------------------------------------------------------------------------------------
+# The pool regime: Rendle, Krichene, Zhang, Anderson (RecSys 2020), Figure 3. The constants and
+# the protocol follow their code, google-research/google-research
+# dot_vs_learned_similarity/approx_dot.py (GenerateData and main):
+# - the dot product of the true embeddings, plus Gaussian noise of sd 0.85, is the label, so the
+#   exact dot product scores RMSE 0.85 (rmse_best) and predicting 0 scores 1.13 (rmse_naive);
+# - every embedding entry ~ N(0, σ²), σ = ((1.13² − 0.85²)/d)^¼, so Var(u·v) = dσ⁴ = 1.13² − 0.85²;
+# - U users, U items, U·100 distinct observed pairs, 90 % train, 10 % test;
+# - 100,000 "fresh" pairs whose embeddings are new draws, not rows of the pool.
+# Where this code differs: the paper keeps each (user, item) pair with probability 1.1·n/(U·I) in
+# a loop over users and truncates at n (so the last users lose pairs); here n distinct pairs are a
+# uniform random subset of all U·I, which is what that loop approximates.
+POOL_NOISE = 0.85
+POOL_NAIVE_RMSE = 1.13
+POOL_FRESH_PAIRS = 100_000
+# Evaluations run in slices of this many pairs: the 5.8M training pairs of a 64,000-user pool at
+# d = 64 would be 3 GB of input rows at once.
+EVAL_CHUNK = 65_536
+
+PoolSplit = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, label, target
+
+
+def pool_sigma(dimension: int) -> float:
+    """The embeddings' standard deviation that gives the noiseless target variance 1.13² − 0.85²."""
+    return ((POOL_NAIVE_RMSE**2 - POOL_NOISE**2) / dimension) ** 0.25
+
+
+def pool_seed(seed: int) -> int:
+    """The pool's own stream, apart from the training stream (training_seed) and the held-out set:
+    a resumed trial rebuilds the same pool from its seed, then draws new shuffles."""
+    return (seed * 2_654_435_761 + 97) % (2**63)
+
+
+def sample_distinct(n: int, total: int, generator: torch.Generator) -> torch.Tensor:
+    """n distinct integers in [0, total), a uniform random subset in random order, without ever
+    holding `total` values (U·I = 4.1e9 at 64,000 users and items): draw with replacement,
+    deduplicate, draw again for what collided. The set of distinct values drawn is exchangeable,
+    so given its size it is a uniform subset, and so is a random n of it."""
+    device = generator.device
+    if n > total:
+        raise ValueError(f"cannot draw {n} distinct values from {total}")
+    if 2 * n >= total:  # a dense subset: a permutation of everything is cheap and needs no retries
+        return torch.randperm(total, generator=generator, device=device)[:n]
+    chosen = torch.empty(0, dtype=torch.long, device=device)
+    while len(chosen) < n:
+        missing = n - len(chosen)
+        # At most half of [0, total) is taken, so a draw collides with probability < 1/2; 10 %
+        # extra usually ends it in one or two rounds.
+        draw = torch.randint(total, (missing + missing // 10 + 16,), generator=generator, device=device)
+        chosen = torch.unique(torch.cat([chosen, draw]))  # sorted, hence the final shuffle
+    keep = torch.randperm(len(chosen), generator=generator, device=device)[:n]
+    return chosen[keep]
+
+
+class Pool:
+    """A finite world of users and items, its observed noisy ratings split into train and test,
+    and a set of fresh pairs; all on `device`, deterministic for `seed`.
+
+    Pairs are stored as flat indices user · items + item into the two embedding tables, not as
+    copies of the vectors (a 64,000-user pool's 6.4M pairs: 51 MB of indices instead of 3.3 GB of
+    d = 64 rows); batches and evaluations gather the rows when they need them.
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        users: int,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        items: int | None = None,
+        items_per_user: int = 100,
+        noise: float = POOL_NOISE,
+        test_fraction: float = 0.1,
+        fresh_pairs: int = POOL_FRESH_PAIRS,
+    ):
+        generator = make_generator(pool_seed(seed), device)
+        self.dimension, self.users = dimension, users
+        self.items = users if items is None else items
+        self.noise = noise
+        self.sigma = pool_sigma(dimension)
+        self.device = torch.device(device)
+
+        def embeddings(rows: int) -> torch.Tensor:
+            return self.sigma * torch.randn(rows, dimension, generator=generator, device=device)
+
+        self.user_vectors = embeddings(users)
+        self.item_vectors = embeddings(self.items)
+        n = users * min(items_per_user, self.items)  # config.pool_pairs when items == users
+        pairs = sample_distinct(n, users * self.items, generator)  # in random order: split it
+        labels = self.targets(pairs) + noise * torch.randn(n, generator=generator, device=device)
+        n_test = int(n * test_fraction)
+        self.test_ids, self.train_ids = pairs[:n_test], pairs[n_test:]
+        self.test_labels, self.train_labels = labels[:n_test], labels[n_test:]
+        a, b = embeddings(fresh_pairs), embeddings(fresh_pairs)
+        fresh_targets = target_values(a, b)
+        fresh_labels = fresh_targets + noise * torch.randn(
+            fresh_pairs, generator=generator, device=device
+        )
+        self.fresh: PoolSplit = (a, b, fresh_labels, fresh_targets)
+        self._dot_metrics: dict[str, float] | None = None
+
+    def vectors(self, pair_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The user and item embeddings of flat pair indices."""
+        return self.user_vectors[pair_ids // self.items], self.item_vectors[pair_ids % self.items]
+
+    def targets(self, pair_ids: torch.Tensor) -> torch.Tensor:
+        """The noiseless target, the dot product of the pair's embeddings."""
+        return target_values(*self.vectors(pair_ids))
+
+    def split(self, name: str, chunk: int = EVAL_CHUNK) -> Iterator[PoolSplit]:
+        """One evaluation set (train, test or fresh) in slices of `chunk` pairs:
+        (a, b, noisy label, noiseless target)."""
+        if name == "fresh":
+            a, b, labels, targets = self.fresh
+            for start in range(0, len(labels), chunk):
+                end = start + chunk
+                yield a[start:end], b[start:end], labels[start:end], targets[start:end]
+            return
+        if name not in ("train", "test"):
+            raise ValueError(f"split must be train, test or fresh, got {name!r}")
+        ids, labels = (self.train_ids, self.train_labels) if name == "train" else (
+            self.test_ids, self.test_labels
+        )
+        for start in range(0, len(ids), chunk):
+            a, b = self.vectors(ids[start : start + chunk])
+            yield a, b, labels[start : start + chunk], target_values(a, b)
+
+    def dot_metrics(self) -> dict[str, float]:
+        """The exact dot product's and the naive predictor's (always 0) RMSE: the paper's two
+        reference lines, fixed for the pool, so computed once."""
+        if self._dot_metrics is None:
+            dot = lambda a, b: target_values(a, b)  # noqa: E731
+            zero = lambda a, b: torch.zeros(len(a), device=a.device)  # noqa: E731
+            self._dot_metrics = {
+                "dot_test_rmse": split_errors(dot, self.split("test"))["rmse"],
+                "dot_fresh_rmse": split_errors(dot, self.split("fresh"))["rmse"],
+                "naive_test_rmse": split_errors(zero, self.split("test"))["rmse"],
+                "naive_fresh_rmse": split_errors(zero, self.split("fresh"))["rmse"],
+            }
+        return self._dot_metrics
+
+
+@torch.no_grad()
+def split_errors(predict, chunks: Iterable[PoolSplit]) -> dict:
+    """A predictor's errors on one evaluation set: RMSE against the noisy labels (the paper's
+    measure, floor 0.85 on unseen pairs), and MSE and NMSE against the noiseless target, NMSE
+    = MSE / Var(target), as the fresh and fixed regimes measure it, so the regimes compare.
+
+    Reduces over the last axis only, so stacked replicas (a, b of shape (K, n, d), predictions
+    and labels (K, n)) get one value per replica, as lists; a single model gets floats. Sums are
+    kept on the device in float64 and read once, not once per chunk."""
+    sums = None
+    n = 0
+    for a, b, labels, targets in chunks:
+        prediction = predict(a, b).double()
+        labels, targets = labels.double(), targets.double()
+        chunk = torch.stack([
+            (prediction - labels).square().sum(-1),
+            (prediction - targets).square().sum(-1),
+            targets.sum(-1),
+            targets.square().sum(-1),
+        ])
+        sums = chunk if sums is None else sums + chunk
+        n += labels.shape[-1]
+    if sums is None:
+        nan = float("nan")
+        return {"rmse": nan, "mse": nan, "nmse": nan}
+    label_se, target_se, target_sum, target_sq = (sums / n).unbind(0)
+    mse = target_se
+    nmse = mse / (target_sq - target_sum.square())
+    return {name: value.tolist() for name, value in
+            (("rmse", label_se.sqrt()), ("mse", mse), ("nmse", nmse))}
+
+
+def pool_metrics(pool: Pool, predict, train: bool = True) -> dict[str, float]:
+    """Everything the paper reports for one model, plus the tool's NMSE: `train` adds the RMSE on
+    all training pairs (the paper evaluates it once, after training; at 64,000 users it is 5.8M
+    forward passes, too many for every evaluation)."""
+    metrics: dict[str, float] = {}
+    for name in ("train", "test", "fresh") if train else ("test", "fresh"):
+        errors = split_errors(predict, pool.split(name))
+        metrics[f"{name}_rmse"] = errors["rmse"]
+        metrics[f"{name}_mse"] = errors["mse"]
+        metrics[f"{name}_nmse"] = errors["nmse"]
+    metrics.update(pool.dot_metrics())
+    return metrics
+
+
+class PoolBatches:
+    """The pool's training pairs, reshuffled every epoch, as an endless stream of (a, b, label)
+    batches of exactly batch_size pairs: a batch may straddle two epochs, so E epochs take
+    ceil(E · n / batch_size) steps (config.TrialConfig.epochs) and no pair is dropped."""
+
+    def __init__(self, pool: Pool, batch_size: int, generator: torch.Generator):
+        self.pool = pool
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[Batch]:
+        pool, size, generator = self.pool, self.batch_size, self.generator
+        n = len(pool.train_ids)
+        pending = torch.empty(0, dtype=torch.long, device=generator.device)  # positions in train
+        while True:
+            while len(pending) < size:
+                order = torch.randperm(n, generator=generator, device=generator.device)
+                pending = torch.cat([pending, order])
+            index, pending = pending[:size], pending[size:]
+            a, b = pool.vectors(pool.train_ids[index])
+            yield a, b, pool.train_labels[index]

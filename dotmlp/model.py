@@ -2,57 +2,110 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 
-class DotMLP(nn.Module):
-    """f(a, b) = head(hidden([a, b])) or, with multiply, head(hidden([a, b, a*b])).
+class StackedLinear(nn.Module):
+    """K independent linear layers (one per replica) applied as one batched matrix product.
 
-    The head is a plain Linear with no activation after it, so the output spans the whole real
-    line (the original notebook ended in ReLU → Linear(1, 1) and could only fit half the target).
-    With no hidden layers the model is linear in its inputs.
+    One kernel serves every replica, and one Adam step updates them all: Adam is elementwise,
+    so with the replicas' losses summed each replica gets exactly the update it would get alone.
     """
 
-    def __init__(self, dimension: int, hidden: Sequence[int] = (64, 64), multiply: bool = False):
+    def __init__(self, replicas: int, fan_in: int, fan_out: int):
+        super().__init__()
+        self.fan_in, self.fan_out = fan_in, fan_out
+        # (K, in, out): baddbmm multiplies without a transposed copy.
+        self.weight = nn.Parameter(torch.empty(replicas, fan_in, fan_out))
+        self.bias = nn.Parameter(torch.empty(replicas, 1, fan_out))
+
+    def reset_replica(self, k: int, generator: torch.Generator | None) -> None:
+        """nn.Linear's default initialisation (uniform in ±1/sqrt(fan_in) for weight and bias)."""
+        bound = 1 / math.sqrt(self.fan_in) if self.fan_in else 0.0
+        with torch.no_grad():
+            self.weight[k].uniform_(-bound, bound, generator=generator)
+            self.bias[k].uniform_(-bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, batch, in) -> (K, batch, out)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class DotMLP(nn.Module):
+    """f(a, b) = head(hidden([a, b])) or, with multiply, head(hidden([a, b, a*b])), for K replicas.
+
+    The head is a plain linear layer with no activation after it, so the output spans the whole
+    real line (the original notebook ended in ReLU → Linear(1, 1) and could only fit half the
+    target). With no hidden layers the model is linear in its inputs.
+
+    replicas: K independent copies of the network (own weights, own initialisation), trained side
+    by side; replica k is initialised from seed + k, as a one-replica model with that seed is.
+    Inputs of shape (batch, d) are shared by every replica; (K, batch, d) gives each its own.
+    The output is (batch,) for one replica and shared inputs, else (K, batch).
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        hidden: Sequence[int] = (64, 64),
+        multiply: bool = False,
+        replicas: int = 1,
+        seed: int | None = None,
+    ):
         super().__init__()
         if dimension < 1:
             raise ValueError(f"dimension must be >= 1, got {dimension}")
+        if replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {replicas}")
         self.dimension = dimension
         self.multiply = multiply
-        layers: list[nn.Module] = []
-        fan_in = dimension * (3 if multiply else 2)
-        for size in hidden:
-            layers += [nn.Linear(fan_in, size), nn.ReLU()]
-            fan_in = size
-        layers.append(nn.Linear(fan_in, 1))
-        self.net = nn.Sequential(*layers)
+        self.replicas = replicas
+        sizes = [dimension * (3 if multiply else 2), *hidden, 1]
+        self.layers = nn.ModuleList(
+            StackedLinear(replicas, sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)
+        )
+        for k in range(replicas):
+            # Each replica from its own generator, layer after layer: replica k of K is the
+            # one-replica model of seed + k. Without a seed, torch's global generator draws.
+            generator = None if seed is None else torch.Generator().manual_seed(seed + k)
+            for layer in self.layers:
+                layer.reset_replica(k, generator)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         self.check_inputs(a, b)
-        features = [a, b, a * b] if self.multiply else [a, b]
-        return self.net(torch.cat(features, dim=1)).squeeze(1)
+        x = torch.cat([a, b, a * b] if self.multiply else [a, b], dim=-1)
+        shared = x.dim() == 2
+        if shared:
+            x = x.expand(self.replicas, *x.shape)
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        out = self.layers[-1](x).squeeze(-1)
+        return out[0] if shared and self.replicas == 1 else out
 
     def check_inputs(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        """torch.dot's rules, batched: two (batch, d) tensors of one shape, dtype and device."""
+        """torch.dot's rules, batched: two (batch, d) tensors of one shape, dtype and device
+        (or (replicas, batch, d): one batch per replica)."""
         if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
             raise ValueError(
                 f"a and b must be tensors, got {type(a).__name__} and {type(b).__name__}"
             )
-        if a.dim() != 2 or b.dim() != 2:
+        replica_batch = a.dim() == 3 and b.dim() == 3 and a.shape[0] == self.replicas
+        if not (a.dim() == 2 and b.dim() == 2) and not replica_batch:
             raise ValueError(
-                f"2D tensors of shape (batch, {self.dimension}) expected, "
+                f"2D tensors of shape (batch, {self.dimension}) expected "
+                f"(or ({self.replicas}, batch, {self.dimension}), one batch per replica), "
                 f"but got {a.dim()}D and {b.dim()}D tensors"
             )
         if a.shape != b.shape:
             raise ValueError(
                 f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
             )
-        if a.shape[1] != self.dimension:
+        if a.shape[-1] != self.dimension:
             raise ValueError(
-                f"this model takes vectors of dimension {self.dimension}, got {a.shape[1]}"
+                f"this model takes vectors of dimension {self.dimension}, got {a.shape[-1]}"
             )
         if a.device != b.device:
             raise ValueError(f"a and b must be on the same device, got {a.device} and {b.device}")
@@ -63,4 +116,6 @@ class DotMLP(nn.Module):
 
 
 def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of one network: a model of K replicas holds K of them."""
+    total = sum(p.numel() for p in model.parameters())
+    return total // getattr(model, "replicas", 1)

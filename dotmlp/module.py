@@ -1,13 +1,13 @@
-"""The LightningModule: MSE loss on fresh or fixed batches, held-out NMSE, Adam. Knows nothing of Tune."""
+"""The LightningModule: MSE loss on fresh, fixed or pool batches, held-out NMSE, Adam. No Tune here."""
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import pytorch_lightning as pl
 import torch
-from torch.nn import functional as F
 
 from dotmlp import data
 from dotmlp.config import TrialConfig
@@ -24,9 +24,13 @@ class DotProductModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = TrialConfig.from_dict(config)
-        self.model = DotMLP(self.config.dimension, self.config.hidden_sizes, self.config.multiply)
-        self.params = parameter_count(self.model)
+        cfg = self.config
+        # K = cfg.seeds replicas in one batched model: replica k is the run of seed cfg.seed + k
+        # (its own initialisation and its own data stream), and every metric is per replica.
+        self.model = DotMLP(cfg.dimension, cfg.hidden_sizes, cfg.multiply, cfg.seeds, cfg.seed)
+        self.params = parameter_count(self.model)  # of one replica
         self.diverged = False
+        self.replica_diverged = [False] * cfg.seeds
         # Manual optimisation, so that one Lightning step can run config.steps_per_batch optimiser
         # steps (Lightning's per-step cost: see config.MAX_STEPS_PER_BATCH). Each is
         # the usual zero_grad, backward, Adam step through Lightning's optimizer wrapper, which
@@ -35,12 +39,23 @@ class DotProductModule(pl.LightningModule):
         self.last_metrics: dict[str, float] = {}
         # Training loss summed on the device and read once per evaluation, not once per step:
         # a per-step .item() would force a device sync and, on a GPU, stall these tiny models.
-        self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
+        self.register_buffer("_loss_sum", torch.zeros(cfg.seeds), persistent=False)
         self._loss_count = 0
         # Seconds inside training steps (drawing the batch, forward, backward, Adam), for the
         # sweep-efficiency benchmark (on a GPU this is launch time: kernels run asynchronously).
         self.train_seconds = 0.0
         self._step_started = 0.0
+        self._pool: data.Pool | None = None
+
+    @property
+    def pool(self) -> data.Pool:
+        """The pool regime's users, items and splits, built on the module's device when first
+        needed (after Lightning has moved the module there) and rebuilt if it moves; not part of
+        the checkpoint: the seed gives the same pool back on resume."""
+        if self._pool is None or self._pool.device != self.device:
+            cfg = self.config
+            self._pool = data.Pool(cfg.dimension, cfg.users, cfg.seed, self.device)
+        return self._pool
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.model(a, b)
@@ -48,33 +63,52 @@ class DotProductModule(pl.LightningModule):
     # Data is made here, after Lightning has moved the module to its device.
     def train_dataloader(self):
         cfg = self.config
-        generator = data.make_generator(data.training_seed(cfg.seed, self.global_step), self.device)
+        seeds = [cfg.seed + k for k in range(cfg.seeds)]
+        generators = [
+            data.make_generator(data.training_seed(seed, self.global_step), self.device)
+            for seed in seeds
+        ]
         if cfg.data == "fixed":
-            # The fixed set is drawn from the trial's own seed so a resumed trial sees the same pairs.
-            fixed = data.make_generator(data.training_seed(cfg.seed, 0), self.device)
-            batches = data.FixedBatches(
-                cfg.dimension, cfg.train_samples, cfg.batch_size, fixed, cfg.target
-            )
-            batches.generator = generator
+            streams = []
+            for seed, generator in zip(seeds, generators, strict=True):
+                # Each replica's fixed set is drawn from its own seed, so a resumed trial sees the
+                # same pairs; its shuffles from the stream that resumes.
+                fixed = data.make_generator(data.training_seed(seed, 0), self.device)
+                batches = data.FixedBatches(
+                    cfg.dimension, cfg.train_samples, cfg.batch_size, fixed, cfg.target
+                )
+                batches.generator = generator
+                streams.append(batches)
+            batches = data.StackedBatches(streams)
+        elif cfg.data == "pool":
+            # One replica (TrialConfig refuses more): a pool per replica is not built yet.
+            batches = data.PoolBatches(self.pool, cfg.batch_size, generators[0])
         else:
-            batches = data.FreshBatches(cfg.dimension, cfg.batch_size, generator, cfg.target)
+            batches = data.FreshBatches(cfg.dimension, cfg.batch_size, generators, cfg.target)
         return data.Chunks(batches, cfg.steps_per_batch)
 
     def val_dataloader(self):
         cfg = self.config
+        if cfg.data == "pool":
+            # validation_step reads the pool's splits itself, in slices; this batch is a placeholder.
+            return data.SingleBatch(torch.zeros(()))
         return data.SingleBatch(
             data.held_out_set(cfg.dimension, cfg.val_samples, self.device, cfg.target)
         )
 
-    def model_step(self, batch: data.Batch) -> torch.Tensor:
+    def replica_mse(self, batch: data.Batch) -> torch.Tensor:
+        """Each replica's mean squared error on its batch (or on a batch they share): shape (K,)."""
         a, b, y = batch
-        return F.mse_loss(self(a, b), y)
+        predictions = self(a, b).view(self.config.seeds, -1)  # (K, batch) for shared inputs too
+        return (predictions - y).square().mean(dim=-1)
 
     def training_step(self, chunk: data.Chunk, batch_idx: int) -> None:
         optimizer = self.optimizers()
         schedule = self.lr_schedulers()
         for batch in chunk:  # steps_per_batch consecutive batches, in order, each drawn here
-            loss = self.model_step(batch)
+            mse = self.replica_mse(batch)
+            # Summed, not averaged: each replica's gradient is then exactly its own run's.
+            loss = mse.sum()
             optimizer.zero_grad(set_to_none=True)
             # Not self.manual_backward: its precision and strategy hooks cost ~0.1 ms a step (6% of
             # a small net's step) and do nothing here: one device, full precision, no loss scaling.
@@ -82,7 +116,7 @@ class DotProductModule(pl.LightningModule):
             optimizer.step()
             if schedule is not None:
                 schedule.step()
-            self._loss_sum += loss.detach()
+            self._loss_sum += mse.detach()
         self._loss_count += len(chunk)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
@@ -92,29 +126,64 @@ class DotProductModule(pl.LightningModule):
         self.train_seconds += time.perf_counter() - self._step_started
 
     def validation_step(self, batch: data.Batch, batch_idx: int) -> None:
-        a, b, y = batch
-        mse = self.model_step(batch).item()
-        # NMSE divides by the held-out targets' variance (≈ d for the dot product), so 1 means
-        # "no better than predicting the mean" at every dimension and values compare across d.
-        nmse = mse / y.var(unbiased=False).item()
+        if not self.config.evaluates_at(self.global_step):
+            return  # Lightning checks at every interval; the ladder scores only at ×2 budgets
+        extra: dict[str, float] = {}
+        if self.config.data == "pool":
+            # The paper's RMSEs (against noisy labels) on train (after the last step only: it is
+            # every training pair), test and fresh pairs, its two reference lines, and the tool's
+            # NMSE against the noiseless target. val_* are the test pairs': unseen ratings of
+            # known users and items, what a recommender is asked for.
+            final = self.global_step >= self.config.steps
+            extra = data.pool_metrics(self.pool, self.model, train=final)
+            # Passes over the training pairs so far: the budget's unit when trials of different
+            # pool sizes share a scheduler (their step counts differ for the same epochs).
+            extra["epochs_done"] = self.global_step * self.config.batch_size / len(self.pool.train_ids)
+            mse, nmse = [extra["test_mse"]], [extra["test_nmse"]]
+        else:
+            a, b, y = batch  # the held-out set, shared by every replica
+            mse = self.replica_mse(batch).tolist()
+            # NMSE divides by the held-out targets' variance (≈ d for the dot product), so 1 means
+            # "no better than predicting the mean" at every dimension and values compare across d.
+            variance = y.var(unbiased=False).item()
+            nmse = [value / variance for value in mse]
         trained = self._loss_count > 0
-        train_mse = self._loss_sum.item() / self._loss_count if trained else math.nan
+        train_mse = (self._loss_sum / self._loss_count).tolist() if trained else [math.nan] * len(mse)
         self._loss_sum.zero_()
         self._loss_count = 0
-        if not math.isfinite(nmse) or nmse > DIVERGED_ABOVE_NMSE or (
-            trained and not math.isfinite(train_mse)
-        ):
-            self.diverged = True
+        for k, (held_out, train) in enumerate(zip(nmse, train_mse, strict=True)):
+            if not math.isfinite(held_out) or held_out > DIVERGED_ABOVE_NMSE or (
+                trained and not math.isfinite(train)
+            ):
+                self.replica_diverged[k] = True
+        # NaN counts as infinitely bad, a finite blow-up at its value (above the threshold): the
+        # trial has diverged when its median has, i.e. when most of its replicas have.
+        scored = [value if math.isfinite(value) else math.inf for value in nmse]
+        median = statistics.median(scored)
+        self.diverged = not median <= DIVERGED_ABOVE_NMSE
+        median_mse = statistics.median(value if math.isfinite(value) else math.inf for value in mse)
+        previous = self.last_metrics
         self.last_metrics = {
-            "val_nmse": nmse,
-            "val_mse": mse,
-            "val_rmse": math.sqrt(mse) if mse >= 0 else math.nan,
-            "val_r2": 1.0 - nmse,
-            "train_mse": train_mse,
+            "val_nmse": median,
+            "val_nmse_min": min(scored),
+            "val_nmse_max": max(scored),
+            "val_mse": median_mse,
+            "val_rmse": math.sqrt(median_mse) if median_mse >= 0 else math.nan,
+            "val_r2": 1.0 - median,
+            "train_mse": statistics.median(v if math.isfinite(v) else math.inf for v in train_mse),
             "steps": float(self.global_step),
-            "samples": float(self.global_step * self.config.batch_size),
+            "samples": float(self.global_step * self.config.samples_per_step),
+            "seeds": float(self.config.seeds),
             "diverged": float(self.diverged),
+            "diverged_replicas": float(sum(self.replica_diverged)),
             "train_seconds": self.train_seconds,
+            # The evaluation before this one (on a ladder: at half the budget), so a reader can
+            # tell a curve still falling at its end from one that has flattened.
+            "val_nmse_previous": previous.get("val_nmse", math.nan),
+            "steps_previous": previous.get("steps", math.nan),
+            # One held-out curve per replica, named by its seed.
+            **{f"val_nmse_seed{self.config.seed + k}": value for k, value in enumerate(nmse)},
+            **extra,
         }
         # Read from last_metrics by the callers (train, the Tune callback); not self.log_dict:
         # Lightning's result collection costs ~10 ms per evaluation, more than the evaluation.

@@ -2,76 +2,258 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
+import re
 import socket
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+from dotmlp import record as sweep_record
 from dotmlp.config import SweepSettings
 
-SETTINGS_FILE = "sweep.json"
+# What `--resume` may change: where trials run and how the console looks, never what they train.
+RESUMABLE_CHANGES = ("cpus_per_trial", "gpus_per_trial")
 
 
 class UsageError(Exception):
     """Bad input found once Ray or the stores are reachable; nothing has been written."""
 
 
+GCS_PORT = 6379  # `ray start --head`'s default: what --address wants
+DASHBOARD_PORT = 8265  # the dashboard and job API, which `ray job submit` wants instead
+# A client's HTTP/2 preface and an empty SETTINGS frame: the start of any gRPC call.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+PROBE_TIMEOUT_S = 5
+
+
+def _first_bytes(host: str, port: int, payload: bytes, drain: bool = False) -> bytes:
+    """What the server at host:port sends first after payload (b"" if it says nothing in time);
+    drain: read on to the end of the answer, as an HTTP/1.0 client would."""
+    with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as conn:
+        conn.settimeout(PROBE_TIMEOUT_S)
+        conn.sendall(payload)
+        reply = b""
+        try:
+            reply = conn.recv(64)
+            while drain and reply and len(reply) < 65536:  # a short answer, then the server closes
+                more = conn.recv(65536)
+                if not more:
+                    break
+                reply += more
+        except (TimeoutError, OSError):
+            pass
+        return reply
+
+
+def _speaks_http2(host: str, port: int) -> bool:
+    # A gRPC server (Ray's GCS) answers with a SETTINGS frame: 3 bytes length, then type 0x4.
+    reply = _first_bytes(host, port, HTTP2_PREFACE)
+    return len(reply) >= 9 and reply[3] == 0x04
+
+
+def _http_hint(host: str, port: int) -> str | None:
+    """If host:port answers HTTP/1, say what it looks like and what to use instead."""
+    request = f"GET /api/version HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
+    try:
+        reply = _first_bytes(host, port, request, drain=True)
+    except OSError:
+        return None
+    if not reply.startswith(b"HTTP/"):
+        return None
+    rays = b"ray_version" in reply  # what Ray's dashboard answers there
+    what = "is Ray's dashboard / job API" if rays else "looks like a dashboard or job API"
+    return (
+        f"answers HTTP, not as Ray's GCS does: it {what}. --address wants the cluster's GCS "
+        f"(host:{GCS_PORT} by default; 'auto' on a node of the cluster); the job API (the "
+        f"dashboard's port, {DASHBOARD_PORT} by default) is for "
+        f"`ray job submit --address http://{host}:{port}`"
+    )
+
+
+def _resolve_auto() -> str | None:
+    """The address 'auto' stands for (RAY_ADDRESS, or the last `ray start` here), if any."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    from_env = os.environ.get("RAY_ADDRESS", "")
+    if from_env.startswith(("http://", "https://")):
+        return from_env  # set for `ray job submit`; probe says what it is
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except (ConnectionError, ValueError):
+        return None  # ray.init says at once that no cluster runs here
+
+
 def probe(address: str) -> None:
-    """Fail fast on a cluster address nobody listens on: ray.init retries the GCS for minutes."""
-    if address in ("auto", "local"):
-        return  # ray.init resolves these itself and fails at once when there is nothing
+    """Fail fast, in one line, on an address where no Ray cluster answers: ray.init retries the
+    GCS for minutes, printing C++ warnings, whether nothing listens there or a web server does
+    (the dashboard's 8265 given instead of the GCS's 6379)."""
+    if address == "local":
+        return
+    given = address
+    if address == "auto":
+        address = _resolve_auto()
+        if address is None:
+            return
+    if address.startswith(("http://", "https://")):
+        raise UsageError(
+            f"address {given!r} is an HTTP URL ({address}), the dashboard / job API: --address "
+            f"wants the cluster's GCS address (host:{GCS_PORT} by default, or 'auto' on a cluster "
+            "node); the URL is for `ray job submit --address`"
+        )
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not port.isdigit():
-        raise UsageError(f"address must be 'auto' or host:port, got {address!r}")
+        raise UsageError(f"address must be 'auto' or host:port, got {given!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    label = repr(given) if given == address else f"{given!r} ({address})"
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=10):
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
             pass
     except OSError as error:
-        raise UsageError(f"address {address!r} cannot be reached: {error}") from None
+        raise UsageError(f"address {label} cannot be reached: {error}") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # a TLS GCS waits for the client's hello; the TCP check is what we can do
+    if not _speaks_http2(host, int(port)):
+        hint = _http_hint(host, int(port))
+        raise UsageError(
+            f"address {label} " + (hint or "does not answer like a Ray cluster's GCS (gRPC)")
+        )
+
+
+
+# Lines of Ray's Python logging at ERROR and of its C++ logging at E(rror) or C(ritical).
+RAY_ERROR_LINE = re.compile(r"^\S+ \S+\s+ERROR |^\[[^\]]* [EC] \d+ \d+\]")
+
+
+@contextlib.contextmanager
+def _ray_startup_quiet():
+    """Hold back what Ray prints while it starts or joins a cluster (its token-auth notice,
+    C++ connection warnings), so that a usage error is one line. Its error lines still show,
+    and all of it does if ray.init fails for a reason that is not the user's."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        passed_on = b""
+        try:
+            yield
+            held.seek(0)
+            text = held.read().decode(errors="replace").splitlines(keepends=True)
+            passed_on = "".join(line for line in text if RAY_ERROR_LINE.match(line)).encode()
+        except UsageError:
+            raise
+        except BaseException:
+            held.seek(0)
+            passed_on = held.read()
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.write(2, passed_on)
+
+
+def _failure_reason(error: BaseException) -> str:
+    """The first line of what went wrong, and what to do when it is the cluster's token."""
+    chain, cause = [], error
+    while cause is not None and len(chain) < 5:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any("AuthenticationError" in f"{type(e).__name__} {e}" for e in chain):
+        return (
+            "the cluster wants Ray's token authentication: set RAY_AUTH_MODE=token, with the "
+            "cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN (a job started with "
+            "`ray job submit` on the cluster gets both)"
+        )
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def _env(**values: str):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def connect(address: str | None) -> None:
     import ray
 
-    if address:
-        probe(address)
-    try:
-        # "local" forces a new runtime: a bare ray.init() would join any cluster left running here.
-        ray.init(
-            address=address or "local",
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            configure_logging=True,
-        )
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(f"address {address!r} cannot be reached: {message}") from None
+    # ray.init retries a cluster's GCS 20 times, a second apart; the probe has seen it answer,
+    # so a few tries tell a refusal (a wrong token) from a slow start.
+    retries = {} if not address or "RAY_gcs_server_port_wait_time_s" in os.environ else {
+        "RAY_gcs_server_port_wait_time_s": "5"
+    }
+    with _ray_startup_quiet(), _env(**retries):
+        if address:
+            probe(address)  # resolving 'auto' can warn of other Ray instances here: held back too
+        try:
+            # "local" forces a new runtime: a bare ray.init() would join any cluster left running here.
+            ray.init(
+                address=address or "local",
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=True,
+            )
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+            raise UsageError(f"address {address!r} cannot be reached: {_failure_reason(error)}") from None
+    # Started: Ray's and Tune's warnings during the sweep are the user's to see.
+    logging.getLogger("ray").setLevel(logging.WARNING)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def resume_settings(record: dict, given: SweepSettings, given_fields: set[str]) -> SweepSettings:
+    """The settings a sweep started with (its record), with the resources given now. A setting
+    given on the command line that differs from the record's is a usage error naming it: a
+    resumed sweep trains what it started to train."""
+    started = sweep_record.settings(record)
+    differ = sorted(
+        field for field in given_fields - set(RESUMABLE_CHANGES)
+        if getattr(given, field) != getattr(started, field)
+    )
+    if differ:
+        listed = ", ".join(f"{f} {getattr(given, f)!r} (sweep: {getattr(started, f)!r})" for f in differ)
+        raise UsageError(f"--resume continues {record['name']!r} with the settings it started with; "
+                         f"leave out or match: {listed}")
+    return started.replace(**{field: getattr(given, field) for field in RESUMABLE_CHANGES
+                              if field in given_fields})
 
 
 def run(
     settings: SweepSettings,
     name: str,
     results_dir: Path,
-    storage: str,
-    mlflow_uri: str,
+    storage: str | None = None,
+    mlflow_uri: str | None = None,
     address: str | None = None,
     resume: bool = False,
+    given_fields: set[str] | frozenset = frozenset(),
     max_failures: int = 2,
     figures: bool = True,
     verbose: int = 1,
     timeline: str | None = None,
 ) -> dict:
     """Run (or resume) the sweep and return its summary; with timeline, also write Ray's
-    timeline of tasks and actor calls there (as ray.timeline does)."""
+    timeline of tasks and actor calls there (as ray.timeline does).
+
+    storage, mlflow_uri: None for the results dir's own (and, on resume, for the record's).
+    given_fields: the settings the user gave explicitly (resume checks them against the record).
+    """
+    started_at = time.perf_counter()
+    if address and address != "auto":
+        # Before the imports below (Tune, Lightning and torch: tens of seconds on a loaded
+        # machine): a wrong address is said in seconds. connect() probes 'auto' once resolved.
+        probe(address)
     # Tune's legacy reporter honours the columns and the report interval the CLI asks for;
     # the new output engine prints a box per finished trial, 200 of them in a default sweep.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -81,61 +263,119 @@ def run(
     import ray
 
     from dotmlp import analysis, tracking
-    from dotmlp import tune as dtune
+    from dotmlp.tune import scheduler, tuner
 
-    path = dtune.experiment_path(storage, name)
-    if resume and not dtune.can_resume(storage, name):
-        raise UsageError(f"--resume: no experiment named {name!r} to resume in {storage}")
+    if resume:
+        try:
+            record = sweep_record.load(results_dir, name)
+        except FileNotFoundError:
+            raise UsageError(f"--resume: no sweep named {name!r} to resume in {results_dir}") from None
+        settings = resume_settings(record, settings, set(given_fields))
+        storage = storage or sweep_record.storage(record, results_dir)
+        mlflow_uri = mlflow_uri or sweep_record.mlflow_uri(record, results_dir)
+        if not tuner.can_resume(storage, name):
+            raise UsageError(f"--resume: no Tune experiment named {name!r} to resume in {storage}")
+        left = unfinished_trials(tuner.experiment_path(storage, name))
+    else:
+        record, left = None, None
+        if sweep_record.path(results_dir, name).exists() or (Path(results_dir) / name / "tuner.pkl").exists():
+            raise UsageError(
+                f"a sweep named {name!r} already exists in {results_dir}: "
+                "pass --resume to continue it, or choose another --name"
+            )
+    own_storage, own_store = storage is None, mlflow_uri is None
+    storage = storage or str(Path(results_dir).resolve())
+    mlflow_uri = mlflow_uri or tracking.default_uri(results_dir)
+    path = tuner.experiment_path(storage, name)
     if not resume and "://" not in storage and (Path(path) / "tuner.pkl").exists():
         raise UsageError(
             f"an experiment named {name!r} already exists in {storage}: "
             "pass --resume to continue it, or choose another --name"
         )
+    check_store(mlflow_uri, name)
     if timeline:
         # Ray records the timeline only when told before it starts (a local runtime's workers
         # inherit the variable; a cluster's nodes need it set where they start).
         os.environ.setdefault("RAY_PROFILING", "1")
-    ray_started = time.perf_counter()
     connect(address)
-    ray_start_seconds = time.perf_counter() - ray_started
+    ray_start_seconds = time.perf_counter() - started_at
     try:
-        cluster_gpus = ray.cluster_resources().get("GPU", 0)
-        trial_resources = dtune.resources(settings, cluster_gpus)
-        if address is None and trial_resources["gpu"] > cluster_gpus:
-            raise UsageError(
-                f"gpus-per-trial {trial_resources['gpu']} but this machine has {cluster_gpus:g} GPUs "
-                "visible to Ray: trials would wait forever"
-            )
+        cluster = ray.cluster_resources()
+        trial_resources = tuner.resources(settings, cluster.get("GPU", 0))
+        if address is None:
+            # A trial asking for more than this machine has waits forever: say so now.
+            if trial_resources["gpu"] > cluster.get("GPU", 0):
+                raise UsageError(
+                    f"gpus-per-trial {trial_resources['gpu']} but this machine has "
+                    f"{cluster.get('GPU', 0):g} GPUs visible to Ray: trials would wait forever"
+                )
+            if trial_resources["cpu"] > cluster.get("CPU", 0):
+                raise UsageError(
+                    f"cpus-per-trial {trial_resources['cpu']:g} but this machine has "
+                    f"{cluster.get('CPU', 0):g} CPUs visible to Ray: trials would wait forever"
+                )
+        artifacts = None
+        if mlflow_uri.startswith("sqlite:"):  # beside the store, not ./mlruns wherever we started
+            artifacts = (Path(results_dir).resolve() / "mlartifacts").as_uri()
         try:
-            tracking.ensure_experiment(mlflow_uri, name)
+            tracking.ensure_experiment(mlflow_uri, name, artifacts)
         except Exception as error:  # any store failure is the user's URI, reported in one line
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be opened: {first}") from None
+            raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be used: {first}") from None
         out = Path(results_dir) / name
         out.mkdir(parents=True, exist_ok=True)
-        record = {
-            "settings": settings.to_dict(), "storage": storage, "experiment_path": path,
-            "mlflow_uri": mlflow_uri, "resources": trial_resources,
-            "rungs": dtune.rung_milestones(settings),
-        }
-        write_atomically(out / SETTINGS_FILE, json.dumps(record, indent=2))
-        if resume:
-            print(f"Resuming {path}. ASHA's rung records are not restored (ray-project/ray#30838): "
-                  "resumed trials are compared only with results reported after the restart.")
-            tuner = dtune.restore_tuner(settings, storage, name, trial_resources)
+        if record is None:
+            record = sweep_record.new(settings, name, None if own_storage else storage,
+                                      None if own_store else mlflow_uri, trial_resources,
+                                      scheduler.rung_milestones(settings))
         else:
-            tuner = dtune.make_tuner(
-                settings, name, storage, mlflow_uri, trial_resources, max_failures, verbose
-            )
-        started = time.perf_counter()
-        tuner.fit()
-        wall = time.perf_counter() - started
+            record = {**record, "resources": trial_resources}
+        sweep_record.write(results_dir, name, record)
+        if resume:
+            if left:
+                print(f"Resuming {name}: {left} trials left to run. ASHA's rung records are not "
+                      "restored (ray-project/ray#30838): resumed trials are compared only with "
+                      "results reported after the restart.")
+        fit_seconds = 0.0
+        if left != 0:
+            if resume:
+                restored = tuner.restore_tuner(settings, storage, name, trial_resources, mlflow_uri)
+            else:
+                restored = tuner.make_tuner(settings, name, storage, mlflow_uri, trial_resources,
+                                            sweep_record.sweep_id(record), max_failures, verbose)
+            fit_started = time.perf_counter()
+            restored.fit()
+            fit_seconds = time.perf_counter() - fit_started
         if timeline:
             ray.timeline(str(timeline))
     finally:
         ray.shutdown()
-    table = analysis.build(results_dir, name, figures=figures)
+    table = analysis.build(results_dir, name, figures=figures, mlflow_uri=mlflow_uri)
     summary = analysis.summarize(table, record)
-    summary.update(wall_seconds=wall, ray_start_seconds=ray_start_seconds)
+    summary.update(fit_seconds=fit_seconds, ray_start_seconds=ray_start_seconds,
+                   wall_seconds=time.perf_counter() - started_at, nothing_to_run=left == 0,
+                   figures=figures, asha=settings.asha)
     print(analysis.format_summary(summary, out))
     return summary
+
+
+def check_store(mlflow_uri: str, name: str) -> None:
+    """An existing store whose experiment of this name was deleted cannot take the sweep's runs:
+    say so before Ray starts or anything is written (a store not made yet is made later, once)."""
+    from dotmlp import tracking
+
+    if mlflow_uri.startswith("sqlite:///") and not Path(mlflow_uri[len("sqlite:///"):]).exists():
+        return
+    try:
+        tracking.check_experiment(mlflow_uri, name)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be used: {first}") from None
+
+
+def unfinished_trials(experiment_path: str) -> int:
+    """How many of a stored experiment's trials Tune has not ended (none: nothing to resume)."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(experiment_path).trials
+    return sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)

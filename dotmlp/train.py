@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from dotmlp.cli import ArgumentParser, fail, quiet_lightning
+from dotmlp.cli import ArgumentParser, fail, int_list, quiet_lightning
 from dotmlp.config import DATA_REGIMES, SCHEDULES, TARGETS, ConfigError, TrialConfig
 
 # torch and Lightning take seconds to import: the CLI validates its arguments before paying that.
@@ -68,7 +68,7 @@ def train(
 
 
 def summarize(module: DotProductModule, steps: int, seconds: float, device: str) -> dict:
-    samples = steps * module.config.batch_size
+    samples = steps * module.config.samples_per_step
     return {
         **module.last_metrics,
         "diverged": module.diverged,
@@ -77,6 +77,11 @@ def summarize(module: DotProductModule, steps: int, seconds: float, device: str)
         "samples": samples,
         "seconds": seconds,
         "samples_per_second": samples / seconds if seconds > 0 else float("nan"),
+        # Replicas train side by side: the work done is samples × seeds.
+        "replica_samples_per_second": samples * module.config.seeds / seconds if seconds > 0
+        else float("nan"),
+        "val_nmse_seeds": [module.last_metrics.get(f"val_nmse_seed{module.config.seed + k}")
+                           for k in range(module.config.seeds)],
         "device": device,
         "config": module.config.to_dict(),
     }
@@ -89,6 +94,12 @@ def finite_or_none(values: dict) -> dict:
     }
 
 
+# What the pool regime adds to the JSON: Rendle et al.'s table (RMSE against the noisy labels).
+POOL_KEYS = (
+    "train_rmse", "test_rmse", "fresh_rmse", "dot_test_rmse", "dot_fresh_rmse", "naive_fresh_rmse"
+)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m dotmlp.train", description=__doc__)
     parser.add_argument("--dimension", type=int, required=True, help="d, the vectors' length (>= 1)")
@@ -98,36 +109,65 @@ def build_parser() -> ArgumentParser:
         "--layers", default=None, help="explicit hidden sizes, e.g. 16,8,4,2 (overrides depth, width)"
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (> 0)")
-    parser.add_argument("--steps", type=int, required=True, help="optimiser steps (>= 1)")
+    parser.add_argument(
+        "--rendle-m", type=int, default=None,
+        help="Rendle et al.'s MLP: hidden 2md, md, md/2 (m >= 1; overrides depth and width)",
+    )
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (>= 1)")
+    parser.add_argument(
+        "--epochs", type=int, default=None,
+        help="pool regime: passes over the training pairs, instead of --steps (>= 1)",
+    )
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--multiply", action="store_true", help="feed a*b as an extra input")
     parser.add_argument("--target", choices=TARGETS, default="dot")
     parser.add_argument("--data", choices=DATA_REGIMES, default="fresh")
     parser.add_argument("--train-samples", type=int, default=1024, help="fixed regime: training pairs")
+    parser.add_argument(
+        "--users", type=int, default=None, help="pool regime: users, and as many items (>= 10)"
+    )
     parser.add_argument("--val-samples", type=int, default=16384, help="held-out pairs")
     parser.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: steps/10)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="constant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="replicas with seeds seed … seed+K-1; val_nmse is their median")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--json", action="store_true", help="last stdout line: the results as JSON")
     return parser
 
 
+def rendle_hidden(m: int, dimension: int) -> tuple[int, ...]:
+    """The MLP of Rendle et al.'s Figure 3: hidden ReLU layers of 2·m·d, m·d and m·d/2 units
+    (google-research dot_vs_learned_similarity/approx_dot.py, TrainMLP: first_layer_mult = m)."""
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ConfigError(f"rendle-m must be an integer >= 1, got {m!r}")
+    if dimension >= 1 and m * dimension < 2:  # a bad dimension is TrialConfig's to report
+        raise ConfigError(f"rendle-m × dimension must be >= 2 (its last layer has m·d/2 units), "
+                          f"got {m} × {dimension}")
+    return (2 * m * dimension, m * dimension, m * dimension // 2)
+
+
 def parse_config(args) -> TrialConfig:
+    if (args.steps is None) == (args.epochs is None):
+        raise ConfigError("give the budget as --steps (>= 1) or --epochs (>= 1, data pool), "
+                          "one of the two")
     hidden = None
-    if args.layers is not None:
-        try:
-            hidden = tuple(int(s) for s in args.layers.split(",") if s.strip())
-        except ValueError:
-            message = f"layers must be comma-separated integers >= 1, got {args.layers!r}"
-            raise ConfigError(message) from None
+    if args.rendle_m is not None:
+        if args.layers is not None:
+            raise ConfigError("rendle-m and layers both set the hidden layers: give one")
+        hidden = rendle_hidden(args.rendle_m, args.dimension)
+    elif args.layers is not None:
+        hidden = int_list("layers", args.layers)
     return TrialConfig(
         dimension=args.dimension,
         depth=len(hidden) if hidden is not None else args.depth,
         width=args.width,
         hidden=hidden,
         lr=args.lr,
-        steps=args.steps,
+        steps=args.steps if args.steps is not None else 1,  # derived from epochs otherwise
+        epochs=args.epochs,
+        users=args.users,
         batch_size=args.batch_size,
         multiply=args.multiply,
         target=args.target,
@@ -137,6 +177,7 @@ def parse_config(args) -> TrialConfig:
         eval_every=args.eval_every,
         schedule=args.schedule,
         seed=args.seed,
+        seeds=args.seeds,
     )
 
 
@@ -165,6 +206,11 @@ def main(argv: list[str] | None = None) -> dict:
             f"train_mse={result['train_mse']:.3g} params={result['params']} steps={result['steps']} "
             f"samples/s={result['samples_per_second']:.0f}"
         )
+        if config.data == "pool":
+            print(
+                "rmse: "
+                + " ".join(f"{k}={result[k]:.4f}" for k in POOL_KEYS if k in result)
+            )
     return result
 
 

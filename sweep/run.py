@@ -13,23 +13,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-from dotmlp.cli import ArgumentParser, fail  # noqa: E402
+from dotmlp.cli import ArgumentParser, fail, int_list  # noqa: E402
 from dotmlp.config import ConfigError, SweepSettings  # noqa: E402
+from dotmlp.study import PRESETS  # noqa: E402
 
 PROG = "python sweep/run.py"
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a study's cells, budget and learning rates (dotmlp/study.py); the options "
+                   "below, where given, override its settings")
     p.add_argument("--num-samples", type=int, default=200, help="trials (>= 1)")
-    p.add_argument("--max-steps", type=int, default=2000, help="full budget of a trial, in steps")
+    p.add_argument("--max-steps", type=int, default=2048, help="full budget of a trial, in steps")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument(
@@ -44,12 +41,17 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--mlflow-uri", default=None, help="default sqlite:///<results-dir>/mlflow.db")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=3,
+                   help="replicas per trial, seeds seed … seed+K-1; Tune and ASHA see their median")
     p.add_argument("--dimensions", default="1,2,4,8,16,32,64")
-    p.add_argument("--depths", default="0,1,2,4,8")
-    p.add_argument("--widths", default="16,64,256")
-    p.add_argument("--lr-range", default="3e-4,1e-2", help="log-uniform range MIN,MAX")
+    p.add_argument("--depths", default="0,1,2")
+    p.add_argument("--widths", default="64,256")
+    p.add_argument("--lr-range", default="1e-3,1e-2",
+                   help="learning rates MIN,MAX: every cell tries --lrs-per-cell of them, log-spaced")
+    p.add_argument("--lrs-per-cell", type=int, default=3, help="learning rates tried on every cell")
     p.add_argument("--multiply", choices=("both", "on", "off"), default="both")
-    p.add_argument("--reports", type=int, default=16, help="evaluations per full budget")
+    p.add_argument("--reports", type=int, default=6,
+                   help="evaluations per full budget, x2 apart (6: at 1/32, 1/16, ... 1 of it)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
     p.add_argument("--no-asha", action="store_true", help="run every trial to the full budget")
     p.add_argument("--no-figures", action="store_true", help="write the table but no figures")
@@ -58,15 +60,24 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def settings_from(args) -> SweepSettings:
+def settings_from(args, given: set[str] = frozenset()) -> SweepSettings:
+    """The command line's settings; with --preset, the preset's, and the options given over it."""
+    plain = command_line_settings(args)
+    if not args.preset:
+        return plain
+    fields = {f for option in given & set(SETTINGS_OPTIONS) for f in SETTINGS_OPTIONS[option]}
+    overrides = {f: v for f, v in plain.to_dict().items() if f in fields}
+    return SweepSettings(**{**PRESETS[args.preset](), **overrides})
+
+
+def command_line_settings(args) -> SweepSettings:
     try:
         lr_min, lr_max = (float(x) for x in args.lr_range.split(","))
     except ValueError:
         raise ConfigError(f"lr-range must be MIN,MAX, got {args.lr_range!r}") from None
-    try:
-        dims, depths, widths = (int_list(x) for x in (args.dimensions, args.depths, args.widths))
-    except ValueError as error:
-        raise ConfigError(f"dimensions/depths/widths: {error}") from None
+    dims = int_list("dimensions", args.dimensions)
+    depths = int_list("depths", args.depths, minimum=0)
+    widths = int_list("widths", args.widths)
     return SweepSettings(
         num_samples=args.num_samples,
         max_steps=args.max_steps,
@@ -77,11 +88,13 @@ def settings_from(args) -> SweepSettings:
         widths=widths,
         lr_min=lr_min,
         lr_max=lr_max,
+        lrs_per_cell=args.lrs_per_cell,
         multiply={"both": (False, True), "on": (True,), "off": (False,)}[args.multiply],
         asha=not args.no_asha,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
+        seeds=args.seeds,
     )
 
 
@@ -93,10 +106,34 @@ def writable(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
-def check_arguments(parser, args):
+# The SweepSettings fields each option sets (what --resume checks against the sweep's record).
+SETTINGS_OPTIONS = {
+    "num_samples": ("num_samples",), "max_steps": ("max_steps",), "batch_size": ("batch_size",),
+    "reports": ("reports",), "dimensions": ("dimensions",), "depths": ("depths",),
+    "widths": ("widths",), "lr_range": ("lr_min", "lr_max"), "lrs_per_cell": ("lrs_per_cell",),
+    "multiply": ("multiply",), "no_asha": ("asha",), "seed": ("seed",), "seeds": ("seeds",),
+    "cpus_per_trial": ("cpus_per_trial",), "gpus_per_trial": ("gpus_per_trial",),
+}
+
+
+def given_options(parser, argv: list[str]) -> set[str]:
+    """The options the user wrote (parsed again with every default suppressed)."""
+    import argparse
+
+    defaults = {action.dest: action.default for action in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action in parser._actions:
+            action.default = defaults[action.dest]
+
+
+def check_arguments(parser, args, given: set[str] = frozenset()):
     """Everything that can be checked before starting Ray or writing a byte."""
     try:
-        settings = settings_from(args)
+        settings = settings_from(args, given)
     except ConfigError as error:
         parser.error(str(error))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
@@ -108,39 +145,49 @@ def check_arguments(parser, args):
         parser.error(f"results-dir {args.results_dir!r} cannot be written")
     from dotmlp import tracking
 
-    mlflow_uri = args.mlflow_uri or tracking.default_uri(results_dir)
-    try:
-        tracking.check_uri(mlflow_uri, will_create=results_dir)
-    except ValueError as error:
-        parser.error(str(error))
-    storage = args.storage_path or str(results_dir.resolve())
+    if args.mlflow_uri is not None:
+        try:
+            tracking.check_uri(args.mlflow_uri, will_create=results_dir)
+        except ValueError as error:
+            parser.error(str(error))
+    elif not args.resume:
+        tracking.check_uri(tracking.default_uri(results_dir), will_create=results_dir)
     if args.ray_timeline is not None and not writable(Path(args.ray_timeline).parent):
         parser.error(f"ray-timeline {args.ray_timeline!r} cannot be written")
-    return settings, results_dir, mlflow_uri, storage
+    fields = {field for option in given & set(SETTINGS_OPTIONS) for field in SETTINGS_OPTIONS[option]}
+    return settings, results_dir, fields
 
 
 def main(argv: list[str] | None = None):
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings, results_dir, mlflow_uri, storage = check_arguments(parser, args)
+    settings, results_dir, fields = check_arguments(parser, args, given_options(parser, argv))
 
     from dotmlp import sweep
 
     try:
-        return sweep.run(
+        summary = sweep.run(
             settings,
             name=args.name,
             results_dir=results_dir,
-            storage=storage,
-            mlflow_uri=mlflow_uri,
+            storage=args.storage_path,
+            mlflow_uri=args.mlflow_uri,
             address=args.address,
             resume=args.resume,
+            given_fields=fields,
             max_failures=args.max_failures,
             figures=not args.no_figures,
             timeline=args.ray_timeline,
         )
     except sweep.UsageError as error:
         fail(PROG, str(error))
+    if summary["status"]["unfinished"]:
+        # Tune ends a sweep early only when told to (Ctrl-C): its trials are not "pruned".
+        fail(PROG, f"interrupted: {summary['status']['unfinished']} of {summary['trials']} trials "
+                   f"unfinished; continue with: python sweep/run.py --resume --results-dir "
+                   f"{args.results_dir} --name {args.name}", code=130)
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,18 +1,15 @@
-"""The joined table, the figures and the notebook, on a small real sweep made here."""
+"""The joined table and the figures, on a small real sweep made here (the notebook: test_notebook.py)."""
 
-import os
+import json
 
 import matplotlib.image
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from nbclient import NotebookClient
 from ray.tune import ExperimentAnalysis
 
 from dotmlp import analysis, tracking
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 NAME = "joined"
@@ -20,14 +17,14 @@ NAME = "joined"
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """12 trials over two tasks with learning rates up to 1e5 (seed 3 puts three above 3e3 on
-    depth-1 nets): some complete, some are pruned by ASHA, some diverge."""
+    """18 trials over two tasks with learning rates 1e-3, 1e1 and 1e5 on every cell: some
+    complete, some are pruned by ASHA, the largest learning rates diverge."""
     from sweep.run import main
 
     results = tmp_path_factory.mktemp("analysis")
-    summary = main(["--num-samples", "12", "--max-steps", "256", "--reports", "8",
-                    "--dimensions", "2,4", "--depths", "0,1,2", "--widths", "16,32",
-                    "--multiply", "off", "--lr-range", "1e-3,1e5", "--seed", "3",
+    summary = main(["--num-samples", "18", "--max-steps", "256", "--reports", "6",
+                    "--dimensions", "2,4", "--depths", "0,1,2", "--widths", "16",
+                    "--multiply", "off", "--lr-range", "1e-3,1e5", "--seeds", "2",
                     "--results-dir", str(results), "--name", NAME])
     return results, summary
 
@@ -36,7 +33,7 @@ def test_joined_table_has_every_trial_once_with_both_ids(sweep):
     results, summary = sweep
     table = pd.read_csv(results / NAME / analysis.TABLE_FILE)
     tune_trials = ExperimentAnalysis(str(results / NAME)).trials
-    assert len(table) == len(tune_trials) == 12 == summary["trials"]
+    assert len(table) == len(tune_trials) == 18 == summary["trials"]
     assert table["trial_id"].is_unique and table["run_id"].notna().all()
     assert (table["missing"].fillna("") == "").all()
     assert {"completed", "pruned", "diverged"} <= set(table["status"]), table["status"].tolist()
@@ -54,6 +51,7 @@ def test_statuses_agree_with_tune(sweep):
             assert row["status"] == "completed"
         else:
             assert row["status"] == "pruned" and row["rung"] >= 0
+        assert row["seeds"] == 2 and len(json.loads(row["val_nmse_seeds"])) == 2
         assert row["steps"] == last["steps"]
 
 
@@ -88,27 +86,47 @@ def test_analysis_cli_with_no_such_sweep(run_cli, tmp_path):
 def test_heatmaps_have_one_panel_per_dimension_and_blank_cells(sweep):
     results, _ = sweep
     table = pd.read_csv(results / NAME / analysis.TABLE_FILE)
-    grid = {"dimensions": [2, 4], "depths": [0, 1, 2], "widths": [16, 32], "multiply": [False]}
+    grid = {"dimensions": [2, 4], "depths": [0, 1, 2], "widths": [16], "multiply": [False]}
     figures = analysis.heatmap_figures(table, grid)
     assert list(figures) == ["heatmap_multiply_off"]
     panels = [ax for ax in figures["heatmap_multiply_off"].axes if ax.get_title().startswith("d = ")]
     assert [ax.get_title() for ax in panels] == ["d = 2", "d = 4"]
-    # depth 0 has no width: its row has exactly one filled cell, the others blank (masked).
-    assert pd.isna(analysis.best_per_cell(table).query("depth == 0")["width"]).sum() == 0
+    # depth 0 has no width: one cell of its own ("linear"), the MLPs' columns blank in its row.
+    cells = analysis.cells(table)
+    assert set(cells.query("depth == 0")["width"]) == {0} and len(cells.query("depth == 0")) == 2
+    labels = [t.get_text() for t in panels[0].get_xticklabels()]
+    assert labels == ["linear", "16"]
     image = matplotlib.image.imread(results / NAME / "heatmap_multiply_off.png")
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
     assert matplotlib.image.imread(results / NAME / "frontier.png").ndim == 3
 
 
-def test_notebook_runs_top_to_bottom(sweep):
-    results, _ = sweep
-    notebook = nbformat.read(ROOT / "results" / "heatmaps.ipynb", as_version=4)
-    os.environ.update(DOTMLP_RESULTS_DIR=str(results), DOTMLP_SWEEP=NAME)
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "results")}}).execute()
-    finally:
-        del os.environ["DOTMLP_RESULTS_DIR"], os.environ["DOTMLP_SWEEP"]
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # heatmap and frontier
+def test_heatmap_labels_keep_the_true_value_and_mark_the_cell():
+    # The colour scale is clipped at 1e-8; the number printed in the cell is not.
+    panel = pd.DataFrame({"depth": [0, 2], "width": [0, 64], "val_nmse": [3.7e-14, 2e-3],
+                          "budget_limited": [False, True], "lrs": [3, 1]})
+    values, labels = analysis.cell_labels(panel, depths=[0, 2], widths=[0, 64])
+    assert labels.loc[0, 0] == "4e-14" and values.loc[0, 0] == 3.7e-14
+    assert labels.loc[2, 64] == "2e-03+?"  # still improving, and fewer than 3 learning rates
+    assert labels.loc[2, 0] == "" and pd.isna(values.loc[2, 0])
+
+
+def cell_rows(rows):
+    keys = ["dimension", "multiply", "depth", "width", "lr", "params", "val_nmse"]
+    frame = pd.DataFrame([dict(zip(keys, row, strict=True)) for row in rows])
+    return frame.assign(status="completed", seeds=3, trial_id=[f"t{i}" for i in range(len(frame))],
+                        steps=100, samples=1e5, val_nmse_min=frame["val_nmse"] / 2,
+                        val_nmse_max=frame["val_nmse"] * 2, budget_limited=False)
+
+
+def test_the_frontier_keeps_only_models_no_smaller_one_beats_whatever_the_row_order():
+    rows = [(8, False, 1, 16, 1e-3, 100, 0.5),
+            (8, False, 1, 32, 1e-3, 200, 0.5),   # tied with a smaller model: not on the front
+            (8, False, 2, 16, 1e-3, 300, 0.7),   # dominated by the 100-parameter model
+            (8, False, 2, 32, 1e-3, 400, 0.1),
+            (8, False, 2, 64, 1e-3, 500, 0.1)]   # tied again
+    table = cell_rows(rows)
+    front = analysis.frontier(table)
+    assert front["params"].tolist() == [100, 400]
+    shuffled = analysis.frontier(table.sample(frac=1, random_state=3))
+    pd.testing.assert_frame_equal(shuffled.reset_index(drop=True), front.reset_index(drop=True))

@@ -29,7 +29,7 @@ def test_explicit_layers_override_depth_and_width():
         ("lr", "fast", "lr must be a number > 0"),
         ("steps", 0, "steps must be an integer >= 1"),
         ("target", "l2", "target must be one of dot, cosine"),
-        ("data", "pool", "data must be one of fresh, fixed"),
+        ("data", "stream", "data must be one of fresh, fixed, pool"),
         ("hidden", (4, 0), "hidden layer size must be an integer >= 1"),
     ],
 )

@@ -33,7 +33,7 @@ def role(cluster, worker) -> dict:
     return {cluster.head_node.node_id: "head", worker.node_id: "worker"}
 
 
-def sweep_args(results, name, address, samples=6, steps=960):
+def sweep_args(results, name, address, samples=6, steps=1024):
     # Trials of a few seconds each (width 256, no ASHA), so that the worker still holds running
     # trials when the first trial has finished and the node is removed.
     return ["sweep/run.py", "--num-samples", str(samples), "--max-steps", str(steps),
@@ -58,7 +58,7 @@ def test_trials_spread_over_the_nodes(cluster, run_cli, tmp_path):
 def test_sweep_survives_the_loss_of_a_node(cluster, tmp_path):
     worker = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
-    args = sweep_args(tmp_path, "loss", cluster.address, samples=6, steps=960)
+    args = sweep_args(tmp_path, "loss", cluster.address, samples=6, steps=1024)
     driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     started = time.monotonic()

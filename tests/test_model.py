@@ -7,9 +7,29 @@ from dotmlp.model import DotMLP, parameter_count
 def test_output_is_one_value_per_pair_from_a_plain_linear_head():
     model = DotMLP(3, hidden=(8, 8))
     assert model(torch.randn(5, 3), torch.randn(5, 3)).shape == (5,)
+    assert [(layer.fan_in, layer.fan_out) for layer in model.layers] == [(6, 8), (8, 8), (8, 1)]
     # No activation after the head: the notebook's ReLU → Linear(1, 1) tail fit half the range.
-    assert isinstance(model.net[-1], torch.nn.Linear) and model.net[-1].out_features == 1
-    assert isinstance(model.net[-2], torch.nn.ReLU) and model.net[-3].out_features == 8
+    # A head of weight 0 and bias -5 must give -5, which no ReLU before the output could.
+    with torch.no_grad():
+        model.layers[-1].weight.zero_()
+        model.layers[-1].bias.fill_(-5.0)
+    assert torch.equal(model(torch.randn(5, 3), torch.randn(5, 3)), torch.full((5,), -5.0))
+
+
+def test_replicas_are_independent_networks_each_initialised_from_its_own_seed():
+    stacked = DotMLP(3, hidden=(8,), replicas=3, seed=10)
+    singles = [DotMLP(3, hidden=(8,), seed=10 + k) for k in range(3)]
+    for k, single in enumerate(singles):
+        for mine, theirs in zip(stacked.parameters(), single.parameters(), strict=True):
+            assert torch.equal(mine[k], theirs[0])
+    a, b = torch.randn(5, 3), torch.randn(5, 3)
+    out = stacked(a, b)  # shared inputs: one row per replica
+    assert out.shape == (3, 5)
+    for k, single in enumerate(singles):
+        assert torch.allclose(out[k], single(a, b), atol=1e-6)
+    own = stacked(torch.randn(3, 5, 3), torch.randn(3, 5, 3))  # one batch per replica
+    assert own.shape == (3, 5)
+    assert parameter_count(stacked) == parameter_count(singles[0])
 
 
 def test_depth_zero_is_linear_and_the_flag_adds_d_inputs():
@@ -21,8 +41,8 @@ def test_depth_zero_is_linear_and_the_flag_adds_d_inputs():
 def test_flag_model_can_be_an_exact_dot_product():
     model = DotMLP(3, hidden=(), multiply=True)
     with torch.no_grad():
-        model.net[0].weight.copy_(torch.tensor([[0, 0, 0, 0, 0, 0, 1.0, 1.0, 1.0]]))
-        model.net[0].bias.zero_()
+        model.layers[0].weight.copy_(torch.tensor([[0, 0, 0, 0, 0, 0, 1.0, 1.0, 1.0]]).T[None])
+        model.layers[0].bias.zero_()
     a, b = torch.randn(10, 3), torch.randn(10, 3)
     assert torch.allclose(model(a, b), (a * b).sum(1))
 
@@ -33,7 +53,8 @@ def test_flag_model_can_be_an_exact_dot_product():
         (torch.randn(4, 3), torch.randn(4, 2), "same shape"),
         (torch.randn(4, 2), torch.randn(4, 2), "dimension 3, got 2"),
         (torch.randn(3), torch.randn(3), "2D tensors .* got 1D and 1D"),
-        (torch.randn(2, 4, 3), torch.randn(2, 4, 3), "got 3D and 3D"),
+        (torch.randn(2, 4, 3), torch.randn(2, 4, 3), "got 3D and 3D"),  # 2 batches, 1 replica
+        (torch.randn(1, 2, 4, 3), torch.randn(1, 2, 4, 3), "got 4D and 4D"),
         (torch.randn(4, 3), torch.randn(4, 3, dtype=torch.float64), "floating-point dtype"),
         (torch.ones(4, 3, dtype=torch.long), torch.ones(4, 3, dtype=torch.long), "floating-point"),
         ([1.0, 2.0, 3.0], torch.randn(1, 3), "must be tensors"),

@@ -7,27 +7,41 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from dotmlp import tune as dtune
 from dotmlp.config import ConfigError, SweepSettings
+from dotmlp.tune import scheduler as dscheduler
+from dotmlp.tune import space, trainable, tuner
+from dotmlp.tune.status import trial_status
 
 
-def test_stratified_points_fill_every_cell_before_repeating_one():
-    settings = SweepSettings(num_samples=200)
-    cells = dtune.architecture_grid(settings)
-    assert len(cells) == 7 * 2 * (1 + 4 * 3)  # depth 0 has no width: one cell
-    points = dtune.stratified_points(settings)
-    assert len(points) == 200
+def test_every_cell_gets_every_learning_rate_of_the_grid_before_any_repeats():
+    settings = SweepSettings(num_samples=210)
+    cells = space.architecture_grid(settings)
+    assert len(cells) == 7 * 2 * (1 + 2 * 2)  # depth 0 has no width: one cell
+    points = space.stratified_points(settings)
+    assert len(points) == 210 == len(cells) * len(settings.learning_rates)
     key = lambda p: (p["dimension"], p["multiply"], p["depth"], p["width"])  # noqa: E731
-    counts = Counter(key(p) for p in points)
-    assert set(counts) == {key(c) for c in cells} and max(counts.values()) == 2
-    assert all(settings.lr_min <= p["lr"] <= settings.lr_max for p in points)
-    assert dtune.stratified_points(settings) == points  # seeded
-    assert dtune.stratified_points(SweepSettings(num_samples=200, seed=1)) != points
+    lrs = {}
+    for p in points:
+        lrs.setdefault(key(p), []).append(p["lr"])
+    assert set(lrs) == {key(c) for c in cells}
+    assert all(sorted(v) == sorted(settings.learning_rates) for v in lrs.values())
+    assert space.stratified_points(settings) == points  # seeded
+    assert space.stratified_points(SweepSettings(num_samples=210, seed=1)) != points
 
 
-def test_learning_rates_are_log_uniform():
-    points = dtune.stratified_points(SweepSettings(num_samples=2000, lr_min=1e-4, lr_max=1e-2))
-    logs = [math.log10(p["lr"]) for p in points]
+def test_a_sweep_smaller_than_the_grid_still_visits_every_cell():
+    settings = SweepSettings(num_samples=200)  # 70 cells x 3 learning rates = 210
+    counts = Counter((p["dimension"], p["multiply"], p["depth"], p["width"])
+                     for p in space.stratified_points(settings))
+    assert len(counts) == 70 and sorted(Counter(counts.values()).items()) == [(2, 10), (3, 60)]
+
+
+def test_the_learning_rate_grid_is_log_spaced_and_rounds_after_it_draw_in_its_range():
+    settings = SweepSettings(num_samples=2000, lr_min=1e-4, lr_max=1e-2, lrs_per_cell=3)
+    assert settings.learning_rates == pytest.approx([1e-4, 1e-3, 1e-2])
+    extra = space.stratified_points(settings)[3 * 70:]  # the rounds after the grid's
+    logs = [math.log10(p["lr"]) for p in extra]
+    assert all(-4 <= x <= -2 for x in logs)
     below_geometric_mean = sum(x < -3 for x in logs) / len(logs)
     assert 0.45 < below_geometric_mean < 0.55
 
@@ -45,7 +59,7 @@ def _feed(scheduler, trials, step, values):
 def test_asha_compares_a_trial_only_with_its_own_task(per_task):
     kwargs = dict(time_attr="steps", metric="val_nmse", mode="min", max_t=160, grace_period=10,
                   reduction_factor=4)
-    scheduler = dtune.PerTaskASHA(**kwargs) if per_task else ASHAScheduler(**kwargs)
+    scheduler = dscheduler.PerTaskASHA(**kwargs) if per_task else ASHAScheduler(**kwargs)
     easy = [_trial(1) for _ in range(4)]
     hard = _trial(64)
     for trial in [*easy, hard]:
@@ -58,7 +72,7 @@ def test_asha_compares_a_trial_only_with_its_own_task(per_task):
 
 
 def test_per_task_asha_still_prunes_within_a_task():
-    scheduler = dtune.PerTaskASHA(time_attr="steps", metric="val_nmse", mode="min", max_t=160,
+    scheduler = dscheduler.PerTaskASHA(time_attr="steps", metric="val_nmse", mode="min", max_t=160,
                                   grace_period=10, reduction_factor=4)
     trials = [_trial(8) for _ in range(5)]
     for trial in trials:
@@ -68,7 +82,7 @@ def test_per_task_asha_still_prunes_within_a_task():
 
 
 def test_per_task_asha_lets_linear_models_run_and_keeps_them_out_of_the_rungs():
-    scheduler = dtune.PerTaskASHA(time_attr="steps", metric="val_nmse", mode="min", max_t=160,
+    scheduler = dscheduler.PerTaskASHA(time_attr="steps", metric="val_nmse", mode="min", max_t=160,
                                   grace_period=10, reduction_factor=4)
     mlps = [_trial(8) for _ in range(4)]
     linear = Trial("dotmlp_test", config={"dimension": 8, "multiply": False, "depth": 0}, stub=True)
@@ -85,33 +99,38 @@ def test_per_task_asha_lets_linear_models_run_and_keeps_them_out_of_the_rungs():
     scheduler.on_trial_complete(None, linear, {"steps": 160, "val_nmse": 1e-14})
 
 
-def test_rung_milestones_are_asha_own():
+def test_rung_milestones_are_asha_own_and_on_the_evaluation_ladder():
     settings = SweepSettings()
-    assert (settings.max_steps, settings.eval_every, settings.grace_period) == (2000, 125, 250)
-    milestones = dtune.rung_milestones(settings)
-    assert milestones == [250, 1000]
-    bracket = dtune.make_scheduler(settings)._brackets[0]
+    assert settings.ladder == [64, 128, 256, 512, 1024, 2048]
+    assert (settings.max_steps, settings.grace_period) == (2048, 256)
+    milestones = dscheduler.rung_milestones(settings)
+    assert milestones == [256, 1024] and set(milestones) <= set(settings.ladder)
+    bracket = dscheduler.make_scheduler(settings)._brackets[0]
     assert sorted(m for m, _ in bracket._rungs if m < settings.max_steps) == milestones
 
 
 @pytest.mark.parametrize(
-    "result, errored, status",
+    "result, tune_status, asha, status",
     [
-        ({"steps": 2000, "diverged": 0.0}, False, "completed"),
-        ({"steps": 500, "diverged": 0.0}, False, "pruned"),
-        ({"steps": 30, "diverged": 1.0}, False, "diverged"),
-        ({"steps": 125}, True, "errored"),
-        (None, False, "pruned"),
+        ({"steps": 2000, "diverged": 0.0}, "TERMINATED", True, "completed"),
+        ({"steps": 500, "diverged": 0.0}, "TERMINATED", True, "pruned"),
+        ({"steps": 500, "diverged": 0.0}, "TERMINATED", False, "unfinished"),  # no ASHA, no pruning
+        ({"steps": 500, "diverged": 0.0}, "PENDING", True, "unfinished"),  # an interrupted sweep
+        ({"steps": 500, "diverged": 0.0}, "RUNNING", True, "unfinished"),
+        ({"steps": 30, "diverged": 1.0}, "TERMINATED", True, "diverged"),
+        ({"steps": 30, "diverged": float("nan")}, "TERMINATED", True, "pruned"),  # NaN is not True
+        ({"steps": 125}, "ERROR", True, "errored"),
+        (None, "PENDING", True, "unfinished"),
     ],
 )
-def test_trial_status(result, errored, status):
-    assert dtune.trial_status(result, 2000, errored) == status
+def test_trial_status(result, tune_status, asha, status):
+    assert trial_status(result, 2000, tune_status, asha) == status
 
 
 def test_gpu_share_defaults_to_zero_without_gpus():
-    assert dtune.resources(SweepSettings(), cluster_gpus=0) == {"cpu": 1.0, "gpu": 0.0}
-    assert dtune.resources(SweepSettings(), cluster_gpus=1) == {"cpu": 1.0, "gpu": 0.25}
-    assert dtune.resources(SweepSettings(gpus_per_trial=0.5), cluster_gpus=0)["gpu"] == 0.5
+    assert tuner.resources(SweepSettings(), cluster_gpus=0) == {"cpu": 1.0, "gpu": 0.0}
+    assert tuner.resources(SweepSettings(), cluster_gpus=1) == {"cpu": 1.0, "gpu": 0.25}
+    assert tuner.resources(SweepSettings(gpus_per_trial=0.5), cluster_gpus=0)["gpu"] == 0.5
 
 
 @pytest.mark.parametrize(
@@ -124,6 +143,9 @@ def test_gpu_share_defaults_to_zero_without_gpus():
         ({"dimensions": (0, 4)}, "dimensions must be an integer >= 1"),
         ({"lr_min": 1e-1, "lr_max": 1e-3}, "min <= max"),
         ({"lr_min": 0.0}, "lr must be a finite number > 0"),
+        ({"lrs_per_cell": 0}, "lrs_per_cell must be an integer >= 1"),
+        ({"seeds": 0}, "seeds must be an integer >= 1"),
+        ({"max_steps": 1000, "reports": 6}, "max_steps must be a multiple of 2\\*\\*\\(reports-1\\) = 32"),
     ],
 )
 def test_sweep_settings_are_validated(changes, words):
@@ -142,8 +164,29 @@ def test_a_checkpoint_goes_with_every_fourth_evaluation_of_the_budget():
             self.due = []
 
         def on_validation_end(self, trainer, pl_module):
-            self.due.append((pl_module.global_step, dtune.checkpoint_due(pl_module)))
+            self.due.append((pl_module.global_step, trainable.checkpoint_due(pl_module)))
 
     record = Record()
     train(TrialConfig(dimension=2, depth=1, width=8, steps=80, eval_every=10), [record], accelerator="cpu")
-    assert record.due == [(10 * i, i % dtune.CHECKPOINT_EVERY == 0) for i in range(1, 9)]
+    assert record.due == [(10 * i, i % trainable.CHECKPOINT_EVERY == 0) for i in range(1, 9)]
+
+
+def test_on_a_ladder_evaluations_double_and_the_last_three_checkpoint():
+    import pytorch_lightning as pl
+
+    from dotmlp.config import TrialConfig
+    from dotmlp.train import train
+
+    class Record(pl.Callback):
+        def __init__(self):
+            self.scored = []
+
+        def on_validation_end(self, trainer, pl_module):
+            if pl_module.last_metrics.get("steps") == trainer.global_step:
+                self.scored.append((trainer.global_step, trainable.checkpoint_due(pl_module)))
+
+    record = Record()
+    result = train(TrialConfig(dimension=2, depth=1, width=8, steps=256, reports=5), [record],
+                   accelerator="cpu")
+    assert record.scored == [(16, False), (32, False), (64, True), (128, True), (256, True)]
+    assert result["steps_previous"] == 128 and result["val_nmse_previous"] > 0

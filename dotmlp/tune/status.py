@@ -1,0 +1,34 @@
+"""What a trial became, from its last result and Tune's own status.
+
+*pruned* is what ASHA's decisions alone produce: a trial Tune ended before its budget, in a sweep
+run with ASHA, not diverged. A trial Tune has not ended (pending, running, or left so by an
+interrupted sweep) is *unfinished*, whatever budget it reached.
+"""
+
+from __future__ import annotations
+
+import math
+
+STATUSES = ("completed", "pruned", "diverged", "errored", "unfinished")
+
+
+def flag(value) -> bool:
+    """A 0/1 metric read back from a table or a result: NaN or missing is False, not True."""
+    try:
+        return bool(value) and not math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def trial_status(
+    result: dict | None, max_steps: int, tune_status: str = "TERMINATED", asha: bool = True
+) -> str:
+    if tune_status == "ERROR":
+        return "errored"
+    if result and flag(result.get("diverged")):
+        return "diverged"
+    if result and (result.get("steps") or 0) >= max_steps:
+        return "completed"
+    if tune_status == "TERMINATED" and asha:
+        return "pruned"
+    return "unfinished"

@@ -1,0 +1,89 @@
+"""The Tune trainable: one Lightning run per trial, reporting to Tune at every evaluation."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import ray
+from ray import tune
+from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+from dotmlp.config import SweepSettings, TrialConfig
+
+METRIC = "val_nmse"
+# ASHA stops nothing whose metric is NaN (NaN < cutoff is false): a diverged trial reports this
+# finite, worst-possible value instead, with diverged = 1, and ends itself.
+DIVERGED_NMSE = 1e6
+CHECKPOINT_FILE = "trial.ckpt"
+# A checkpoint costs ~30 ms in the trial plus Tune's copy to storage. One every 4 reports (every
+# quarter of the budget by default) bounds what a retried or resumed trial repeats, and the
+# trials ASHA stops at the first rung (most of them) never write one.
+CHECKPOINT_EVERY = 4
+
+
+class ReportToTune(TuneReportCheckpointCallback):
+    """Ray's Lightning callback (report + checkpoint at each validation end), reporting the
+    module's own metrics with the divergence sentinel in place of a NaN, and a checkpoint with
+    every CHECKPOINT_EVERY-th report only."""
+
+    @contextmanager
+    def _get_checkpoint(self, trainer):
+        if not checkpoint_due(trainer.lightning_module):
+            yield None
+            return
+        with super()._get_checkpoint(trainer) as checkpoint:
+            yield checkpoint
+
+    def _get_report_dict(self, trainer, pl_module):
+        pl_module = trainer.lightning_module  # Ray's hook wrapper passes None here
+        if trainer.sanity_checking or pl_module.last_metrics.get("steps") != trainer.global_step:
+            return None  # nothing scored at this step (between two rungs of the ladder)
+        # The node id, not the IP: nodes of a test cluster on one machine share an address.
+        node_id = ray.get_runtime_context().get_node_id()
+        report = {**pl_module.last_metrics, "params": pl_module.params, "node_id": node_id}
+        if pl_module.diverged:
+            report[METRIC] = DIVERGED_NMSE
+        return report
+
+
+def checkpoint_due(module) -> bool:
+    """Whether this evaluation writes a checkpoint. Counted from the step, not from the reports a
+    callback has seen, so a resumed trial keeps the same cadence. On a ladder of evaluations, the
+    ones from a quarter of the budget on (the last three: a resumed trial repeats at most half
+    of its work, and trials pruned at the first rungs never write one); at a fixed interval, every
+    CHECKPOINT_EVERY-th one."""
+    config, step = module.config, module.global_step
+    if config.reports:
+        return config.evaluates_at(step) and 4 * step >= config.steps
+    return (step // config.eval_interval) % CHECKPOINT_EVERY == 0
+
+
+def train_trial(config: dict, settings: dict) -> None:
+    """The Tune trainable: one Lightning run on the device Tune gave this trial."""
+    import torch
+
+    from dotmlp.cli import quiet_lightning
+    from dotmlp.train import train
+
+    torch.set_num_threads(settings["threads"])
+    quiet_lightning()
+    trial = TrialConfig.from_dict({**settings, **config})
+    callback = ReportToTune(filename=CHECKPOINT_FILE)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        train(trial, [callback])
+        return
+    with checkpoint.as_directory() as folder:  # resumed: after a node loss or --resume
+        train(trial, [callback], ckpt_path=os.path.join(folder, CHECKPOINT_FILE))
+
+
+def shared_settings(settings: SweepSettings) -> dict:
+    """What train_trial gets besides its sampled config: the settings every trial shares, and
+    its torch threads (one per CPU of the trial)."""
+    return {**settings.trial_settings(), "threads": max(1, int(settings.cpus_per_trial))}
+
+
+def make_trainable(settings: SweepSettings, trial_resources: dict):
+    trainable = tune.with_parameters(train_trial, settings=shared_settings(settings))
+    return tune.with_resources(trainable, trial_resources)

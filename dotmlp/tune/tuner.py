@@ -1,0 +1,96 @@
+"""The Tuner: a new sweep or a restored one, with its resources, scheduler, search and callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray import tune
+from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from dotmlp.config import SweepSettings
+from dotmlp.tune.mlflow_runs import MLflowTrialRuns
+from dotmlp.tune.scheduler import make_scheduler
+from dotmlp.tune.space import search_space, stratified_points
+from dotmlp.tune.trainable import METRIC, make_trainable
+
+
+def resources(settings: SweepSettings, cluster_gpus: float) -> dict:
+    gpus = settings.gpus_per_trial
+    if gpus is None:
+        # A GPU share on a cluster with no GPU leaves trials PENDING forever: default to 0 there.
+        gpus = 0.25 if cluster_gpus > 0 else 0.0
+    return {"cpu": settings.cpus_per_trial, "gpu": gpus}
+
+
+def experiment_path(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}" if "://" in storage else str(Path(storage) / name)
+
+
+def make_tuner(
+    settings: SweepSettings,
+    name: str,
+    storage: str,
+    mlflow_uri: str,
+    trial_resources: dict,
+    sweep_id: str,
+    max_failures: int = 2,
+    verbose: int = 1,
+) -> Tuner:
+    runs = MLflowTrialRuns(
+        mlflow_uri, name, sweep_id, settings.trial_settings(), settings.max_steps, settings.asha
+    )
+    reporter = tune.CLIReporter(
+        parameter_columns=["dimension", "multiply", "depth", "width", "lr"],
+        metric_columns=["steps", METRIC, "diverged"],
+        max_report_frequency=30,
+    )
+    return Tuner(
+        make_trainable(settings, trial_resources),
+        param_space=search_space(settings),
+        tune_config=TuneConfig(
+            metric=METRIC,
+            mode="min",
+            scheduler=make_scheduler(settings),
+            search_alg=BasicVariantGenerator(
+                points_to_evaluate=stratified_points(settings), random_state=settings.seed
+            ),
+            num_samples=settings.num_samples,
+            reuse_actors=True,
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            callbacks=[runs],
+            # Keeping 1 would force an experiment-state snapshot at every report; 4 lets Tune batch them.
+            checkpoint_config=CheckpointConfig(num_to_keep=4),
+            failure_config=FailureConfig(max_failures=max_failures),
+            progress_reporter=reporter,
+            verbose=verbose,
+        ),
+    )
+
+
+def can_resume(storage: str, name: str) -> bool:
+    return Tuner.can_restore(experiment_path(storage, name))
+
+
+def restore_tuner(
+    settings: SweepSettings, storage: str, name: str, trial_resources: dict, mlflow_uri: str
+) -> Tuner:
+    """The sweep as it was left, with its own settings (the caller reads them from its record)
+    and its MLflow runs written to mlflow_uri: the store where this sweep now lives."""
+    # ASHA's rung records are not restored (ray-project/ray#30838): resumed trials are judged
+    # only against results reported after the restart.
+    restored = Tuner.restore(
+        experiment_path(storage, name),
+        trainable=make_trainable(settings, trial_resources),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    # Callbacks come back from the experiment's pickle; Tuner.restore takes no new ones. The
+    # private handle is the only way in: tests/test_resume.py fails if Ray moves it.
+    for callback in restored._local_tuner.get_run_config().callbacks:
+        if isinstance(callback, MLflowTrialRuns):
+            callback.uri = mlflow_uri
+    return restored

@@ -1,0 +1,251 @@
+"""The pool regime (Rendle et al.'s protocol): sizes, noise, splits, determinism, the CLI."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from dotmlp import data
+from dotmlp.config import ConfigError, TrialConfig, pool_test_pairs, pool_train_pairs
+from dotmlp.train import rendle_hidden, train
+
+
+@pytest.fixture(scope="module")
+def pool():
+    # 2,000 users: 200,000 ratings, 20,000 of them test, in well under a second.
+    return data.Pool(dimension=16, users=2000, seed=3)
+
+
+def test_sizes_match_the_protocol_and_the_config(pool):
+    assert pool.user_vectors.shape == pool.item_vectors.shape == (2000, 16)
+    assert len(pool.train_ids) == len(pool.train_labels) == 180_000 == pool_train_pairs(2000)
+    assert len(pool.test_ids) == len(pool.test_labels) == 20_000 == pool_test_pairs(2000)
+    assert [len(t) for t in pool.fresh] == [data.POOL_FRESH_PAIRS] * 4
+    # Var(u·v) = d σ⁴ = 1.13² − 0.85²: the paper's scale whatever d.
+    assert abs(pool.sigma**4 * 16 - (1.13**2 - 0.85**2)) < 1e-12
+    assert abs(pool.user_vectors.std().item() / pool.sigma - 1) < 0.02  # 32,000 entries
+
+
+def test_observed_pairs_are_distinct_and_test_pairs_unseen(pool):
+    every = torch.cat([pool.train_ids, pool.test_ids])
+    assert len(torch.unique(every)) == len(every)  # without replacement, train and test disjoint
+    assert every.min() >= 0 and every.max() < 2000 * 2000
+    users = every // pool.items
+    # About 100 ratings per user (binomial-like counts, as in the paper's sampling), none missing.
+    counts = torch.bincount(users, minlength=2000)
+    assert counts.float().mean().item() == 100 and counts.min() > 50
+
+
+def test_a_small_pool_observes_every_pair():
+    small = data.Pool(dimension=2, users=20, seed=0)  # 20 × 20 pairs < 100 per user
+    ids = torch.cat([small.train_ids, small.test_ids])
+    assert sorted(ids.tolist()) == list(range(400))
+    assert len(small.test_ids) == 40
+
+
+def test_sampling_64000_users_needs_no_user_by_item_matrix():
+    # 6.4M distinct pairs out of 4.1e9: a dense draw would need 33 GB, this one about 100 MB.
+    ids = data.sample_distinct(6_400_000, 64_000 * 64_000, data.make_generator(0, "cpu"))
+    assert len(ids) == 6_400_000 and len(torch.unique(ids)) == 6_400_000
+    assert ids.max() < 64_000 * 64_000
+
+
+def test_noise_and_reference_rmse_within_sampling_error(pool):
+    ref = pool.dot_metrics()
+    # The dot product's residual on a pair is its label noise e ~ N(0, 0.85²) exactly: its mean
+    # square over n pairs has sd 0.85²·√(2/n), so the RMSE has sd ≈ 0.85 / √(2n).
+    n_test, n_fresh = len(pool.test_ids), data.POOL_FRESH_PAIRS
+    assert abs(ref["dot_test_rmse"] - 0.85) < 5 * 0.85 / math.sqrt(2 * n_test)
+    assert abs(ref["dot_fresh_rmse"] - 0.85) < 5 * 0.85 / math.sqrt(2 * n_fresh)
+    # The naive predictor's squared error is y² = (s + e)², s = u·v with Var(s) = c = 1.13² − 0.85²:
+    # Var(y²) = Var(s²) + 4·c·0.85² + 2·0.85⁴, Var(s²) = (2 + 6/d)·c² (u, v Gaussian), on fresh
+    # pairs independent, so the RMSE's sd is √(Var(y²)/n) / (2 · 1.13).
+    c, d = 1.13**2 - 0.85**2, 16
+    sd_square = math.sqrt((2 + 6 / d) * c**2 + 4 * c * 0.85**2 + 2 * 0.85**4)
+    assert abs(ref["naive_fresh_rmse"] - 1.13) < 5 * sd_square / math.sqrt(n_fresh) / (2 * 1.13)
+    # The stored labels carry the noise: label − target has sd 0.85 on the training pairs too.
+    noise = pool.train_labels - pool.targets(pool.train_ids)
+    assert abs(noise.std().item() - 0.85) < 5 * 0.85 / math.sqrt(2 * len(noise))
+
+
+def test_metrics_of_the_dot_product_itself(pool):
+    # The exact dot product as "the model": NMSE 0 against the noiseless target on every split,
+    # its RMSE the noise, train included.
+    metrics = data.pool_metrics(pool, data.target_values)
+    for split in ("train", "test", "fresh"):
+        assert metrics[f"{split}_nmse"] < 1e-10
+        assert abs(metrics[f"{split}_rmse"] - 0.85) < 0.02
+    assert metrics["test_rmse"] == pytest.approx(metrics["dot_test_rmse"])
+    zero = data.pool_metrics(pool, lambda a, b: torch.zeros(len(a)), train=False)
+    assert "train_rmse" not in zero
+    assert zero["fresh_nmse"] == pytest.approx(1.0, abs=0.02)  # predicting 0 ≈ the mean
+
+
+def test_errors_of_stacked_replicas_are_per_replica(pool):
+    # Ready for seed replicas: a leading axis of K models gives K values, each what that model
+    # scores alone.
+    def stacked(a, b):
+        return torch.stack([target_values_scaled(a, b, 1.0), target_values_scaled(a, b, 0.5)])
+
+    def chunks():
+        for a, b, labels, targets in pool.split("test"):
+            yield a, b, torch.stack([labels, labels]), torch.stack([targets, targets])
+
+    together = data.split_errors(stacked, chunks())
+    alone = data.split_errors(lambda a, b: target_values_scaled(a, b, 0.5), pool.split("test"))
+    assert together["nmse"][0] < 1e-10
+    assert together["nmse"][1] == pytest.approx(alone["nmse"]) == pytest.approx(0.25, rel=0.01)
+    assert together["rmse"][1] == pytest.approx(alone["rmse"])
+
+
+def target_values_scaled(a, b, scale):
+    return scale * data.target_values(a, b)
+
+
+def test_the_pool_is_deterministic_for_a_seed():
+    one, again, other = (data.Pool(4, 300, seed=s) for s in (7, 7, 8))
+    for name in ("user_vectors", "train_ids", "test_ids", "train_labels"):
+        assert torch.equal(getattr(one, name), getattr(again, name))
+        assert not torch.equal(getattr(one, name), getattr(other, name))
+    assert all(torch.equal(x, y) for x, y in zip(one.fresh, again.fresh, strict=True))
+
+
+def test_fresh_embeddings_are_new_draws(pool):
+    a, b, _, _ = pool.fresh
+    # Not rows of the pool: no fresh vector is within float error of any user's or item's.
+    for fresh, table in ((a[:500], pool.user_vectors), (b[:500], pool.item_vectors)):
+        assert torch.cdist(fresh, table).min() > 1e-3
+    # Independent of the pool and of each other: the sample correlation of one coordinate is
+    # within 5 sd (1/√n) of 0, and the same scale σ.
+    n = len(a)
+    assert abs(torch.corrcoef(torch.stack([a[:, 0], b[:, 0]]))[0, 1]) < 5 / math.sqrt(n)
+    assert abs(a.std().item() / pool.sigma - 1) < 0.01
+
+
+def test_batches_cover_every_training_pair_once_per_epoch_and_reshuffle():
+    small = data.Pool(dimension=3, users=32, seed=1)  # 1024 pairs, 922 train
+    n = len(small.train_ids)
+    batches = iter(data.PoolBatches(small, 461, data.make_generator(5, "cpu")))  # 2 per epoch
+    epochs = [[next(batches) for _ in range(2)] for _ in range(2)]
+    rows = {tuple(r) for r in torch.cat([small.user_vectors[small.train_ids // 32],
+                                         small.item_vectors[small.train_ids % 32]], 1).tolist()}
+    for epoch in epochs:
+        a = torch.cat([batch[0] for batch in epoch])
+        b = torch.cat([batch[1] for batch in epoch])
+        y = torch.cat([batch[2] for batch in epoch])
+        assert a.shape == b.shape == (n, 3) and y.shape == (n,)
+        assert {tuple(r) for r in torch.cat([a, b], 1).tolist()} == rows  # every pair once
+        assert sorted(y.tolist()) == sorted(small.train_labels.tolist())  # with its own label
+    assert not torch.equal(epochs[0][0][2], epochs[1][0][2])  # reshuffled
+
+
+def test_a_batch_straddles_epochs_so_none_is_short():
+    small = data.Pool(dimension=2, users=10, seed=0)  # 100 pairs, 90 train
+    stream = iter(data.PoolBatches(small, 64, data.make_generator(0, "cpu")))
+    assert all(len(next(stream)[2]) == 64 for _ in range(5))
+
+
+def test_config_derives_steps_from_epochs_and_rejects_bad_pools():
+    config = TrialConfig(dimension=4, data="pool", users=1000, epochs=32, batch_size=256)
+    assert config.steps == math.ceil(32 * 90_000 / 256) == 11_250
+    assert TrialConfig.from_dict(config.to_dict()) == config
+    for bad, words in [
+        (dict(data="fresh", users=100), "users applies to data pool only"),
+        (dict(data="fixed", epochs=3), "epochs applies to data pool only"),
+        (dict(data="pool"), "users must be an integer >= 10"),
+        (dict(data="pool", users=0), "users must be an integer >= 10"),
+        (dict(data="pool", users=100, epochs=0), "epochs must be an integer >= 1"),
+        (dict(data="pool", users=100, target="cosine"), "data pool takes target dot only"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            TrialConfig(dimension=4, **bad)
+
+
+def test_rendle_mlp_shape():
+    assert rendle_hidden(1, 16) == (32, 16, 8)
+    assert rendle_hidden(4, 64) == (512, 256, 128)
+    with pytest.raises(ConfigError, match="rendle-m"):
+        rendle_hidden(0, 16)
+
+
+def test_training_on_the_pool_reaches_the_dot_product_with_the_flag():
+    # A linear model on [a, b, a*b] can be the dot product exactly: trained on noisy ratings of a
+    # small pool, its error on unseen pairs and fresh embeddings must come down to the noise floor
+    # (the dot product's own RMSE), and its noiseless NMSE near 0. Without the flag it stays ≥ the
+    # naive predictor's (E[y·a] = 0), which is what makes this test able to fail.
+    config = TrialConfig(dimension=4, depth=0, multiply=True, lr=1e-2, data="pool", users=300,
+                         epochs=12, batch_size=256)
+    result = train(config, accelerator="cpu")
+    assert result["steps"] == config.steps == math.ceil(12 * 27_000 / 256)
+    assert abs(result["test_rmse"] - result["dot_test_rmse"]) < 0.01
+    assert abs(result["fresh_rmse"] - result["dot_fresh_rmse"]) < 0.01
+    assert result["val_nmse"] == result["test_nmse"] < 0.01
+    linear = train(config.replace(multiply=False), accelerator="cpu")
+    assert linear["fresh_nmse"] > 0.95 and linear["fresh_rmse"] > 0.99 * linear["naive_fresh_rmse"]
+
+
+def test_cli_pool_run_prints_the_papers_numbers(run_cli):
+    proc = run_cli("-m", "dotmlp.train", "--dimension", "4", "--data", "pool", "--users", "100",
+                   "--rendle-m", "2", "--epochs", "2", "--batch-size", "256", "--threads", "1",
+                   "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("train_rmse", "test_rmse", "fresh_rmse", "dot_test_rmse", "dot_fresh_rmse",
+                "naive_fresh_rmse", "val_nmse", "fresh_nmse"):
+        assert isinstance(result[key], float), key
+    assert result["config"]["hidden"] == [16, 8, 4]
+    assert result["steps"] == math.ceil(2 * 9000 / 256)
+    assert 2 <= result["epochs_done"] < 2 + 256 / 9000
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--users", "0"], "users must be an integer >= 10"),
+        (["--epochs", "0"], "epochs must be an integer >= 1"),
+        (["--data", "fresh", "--steps", "5", "--epochs", ""], "users applies to data pool only"),
+        (["--data", "fresh", "--users", "", "--epochs", "2"], "epochs applies to data pool only"),
+        (["--steps", "5"], "give the budget as --steps"),
+        (["--layers", "8,4"], "rendle-m and layers both set"),
+        (["--rendle-m", "0"], "rendle-m must be an integer >= 1"),
+        (["--users", "many"], "--users: invalid int value"),
+    ],
+)
+def test_cli_pool_usage_errors_are_one_line_and_exit_2(run_cli, args, words):
+    base = {"--dimension": "4", "--data": "pool", "--users": "100", "--epochs": "1",
+            "--rendle-m": "1"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = [item for flag, value in base.items() if value != "" for item in (flag, value)]
+    proc = run_cli("-m", "dotmlp.train", *argv, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
+
+
+def test_rendle_script_writes_its_table_and_figure_and_resumes(run_cli, tmp_path):
+    args = ("sweep/rendle.py", "--dimensions", "2", "--ms", "2", "--users", "10,20", "--seeds", "2",
+            "--epochs", "1", "--workers", "1", "--out", str(tmp_path))
+    proc = run_cli(*args, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 4 and set(runs["users"]) == {10, 20}
+    table = pd.read_csv(tmp_path / "rendle.csv")
+    assert list(table["seeds"]) == [2, 2]
+    for column in ("test_rmse_median", "test_rmse_min", "test_rmse_max", "fresh_rmse_median",
+                   "train_rmse_median", "dot_test_rmse", "naive_fresh_rmse"):
+        assert table[column].notna().all(), column
+    assert (table["test_rmse_min"] <= table["test_rmse_median"]).all()
+    assert (tmp_path / "rendle.png").stat().st_size > 10_000
+    again = run_cli(*args, timeout=300)
+    assert again.returncode == 0 and "4 already in" in again.stdout
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 4  # nothing run twice
+
+
+def test_rendle_script_usage_error(run_cli, tmp_path):
+    proc = run_cli("sweep/rendle.py", "--users", "5", "--out", str(tmp_path), timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "users must be" in proc.stderr

@@ -1,0 +1,194 @@
+"""A sweep's record tells the truth: resume keeps its settings, statuses mean what they say, an old
+sweep's runs stay out, and a results dir can be moved. Real sweeps on a local Ray runtime with a
+real SQLite store, at tiny budgets."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dotmlp import analysis, tracking
+from tests.conftest import ROOT
+from tests.test_sweep import few_second_trials, finished_runs, wait_for
+
+pytestmark = pytest.mark.slow
+PROG = "python sweep/run.py"
+# Two tasks, a linear model and a small MLP each, two learning rates: 8 trials of a few seconds,
+# all to the full budget (no ASHA), so every status is known: completed.
+SMALL = ["--num-samples", "8", "--max-steps", "64", "--reports", "3", "--dimensions", "2,3",
+         "--depths", "0,1", "--widths", "8", "--multiply", "off", "--lrs-per-cell", "2",
+         "--seeds", "2", "--no-asha"]
+
+
+def sweep(run_cli, results, name, *extra, check=True):
+    proc = run_cli("sweep/run.py", *SMALL, *extra, "--results-dir", str(results), "--name", name)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished small sweep, shared by the tests that only read it or refuse to change it."""
+    import subprocess
+
+    results = tmp_path_factory.mktemp("record")
+    proc = subprocess.run([sys.executable, "sweep/run.py", *SMALL, "--results-dir", str(results),
+                           "--name", "done"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results
+
+
+def read(results, name):
+    return pd.read_csv(results / name / analysis.TABLE_FILE)
+
+
+def test_resume_refuses_settings_that_differ_from_the_record(finished, run_cli):
+    record_before = (finished / "done" / "sweep.json").read_text()
+    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(finished), "--name", "done",
+                   "--max-steps", "2048", "--reports", "6")
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "max_steps 2048 (sweep: 64)" in line and "reports 6 (sweep: 3)" in line
+    assert (finished / "done" / "sweep.json").read_text() == record_before  # nothing written
+
+
+def test_resume_of_a_finished_sweep_runs_nothing_and_keeps_its_statuses(finished, run_cli):
+    before = read(finished, "done")
+    record_before = json.loads((finished / "done" / "sweep.json").read_text())
+    # The README's resume line: a setting repeated at the sweep's own value is fine.
+    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(finished), "--name", "done",
+                   "--num-samples", "8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing left to run" in proc.stdout and "Resuming" not in proc.stdout
+    after = read(finished, "done")
+    assert (after["status"] == "completed").all()
+    pd.testing.assert_series_equal(after["status"], before["status"])
+    pd.testing.assert_series_equal(after["val_nmse"], before["val_nmse"])
+    record_after = json.loads((finished / "done" / "sweep.json").read_text())
+    assert record_after["settings"] == record_before["settings"]
+    assert record_after["sweep_id"] == record_before["sweep_id"]
+
+
+def test_an_mlflow_run_without_its_tune_trial_is_not_called_diverged(finished, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    record = json.loads((copy / "done" / "sweep.json").read_text())
+    client = MlflowClient(tracking_uri=tracking.default_uri(copy))
+    experiment = client.get_experiment_by_name("done")
+    orphan = client.create_run(experiment.experiment_id, tags={
+        tracking.SWEEP_ID_TAG: record["sweep_id"], tracking.TRIAL_TAG: "lost_00099",
+        tracking.STATUS_TAG: "completed"})
+    client.log_metric(orphan.info.run_id, "val_nmse", 0.125, step=64)
+    table = analysis.build(copy, "done", figures=False)
+    row = table.set_index("trial_id").loc["lost_00099"]
+    assert row["missing"] == "tune trial"
+    assert row["status"] == "completed" and row["val_nmse"] == 0.125
+
+
+def test_a_moved_sweep_is_read_from_where_it_is_now(finished, tmp_path, run_cli):
+    record = json.loads((finished / "done" / "sweep.json").read_text())
+    assert str(finished) not in json.dumps(record)  # no absolute path in the record
+    moved = tmp_path / "moved"
+    shutil.copytree(finished, moved)
+    original_runs = mlflow_run_count(finished, "done")
+    proc = run_cli("-m", "dotmlp.analysis", "--results-dir", str(moved), "--name", "done")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pd.testing.assert_frame_equal(read(moved, "done").drop(columns=["node_id"]),
+                                  read(finished, "done").drop(columns=["node_id"]))
+    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(moved), "--name", "done")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert mlflow_run_count(finished, "done") == original_runs
+
+
+def test_a_results_dir_without_its_tune_experiment_redraws_its_figures(finished, tmp_path, run_cli):
+    committed = tmp_path / "committed" / "done"
+    committed.mkdir(parents=True)
+    for name in ("sweep.json", "trials.csv", "cells.csv", "curves.csv"):
+        shutil.copy(finished / "done" / name, committed / name)
+    proc = run_cli("-m", "dotmlp.analysis", "--results-dir", str(committed.parent), "--name", "done")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"heatmap_multiply_off.png", "frontier.png", "learning_curves.png"} <= {
+        p.name for p in committed.iterdir()}
+    (committed / "trials.csv").unlink()
+    proc = run_cli("-m", "dotmlp.analysis", "--results-dir", str(committed.parent), "--name", "done")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "neither the Tune experiment nor trials.csv" in proc.stderr
+
+
+def mlflow_run_count(results, experiment):
+    mlflow.set_tracking_uri(tracking.default_uri(results))
+    return len(mlflow.search_runs(experiment_names=[experiment]))
+
+
+def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(run_cli, tmp_path):
+    sweep(run_cli, tmp_path, "again")
+    shutil.rmtree(tmp_path / "again")  # the Tune experiment gone, its MLflow runs still there
+    proc = sweep(run_cli, tmp_path, "again")
+    assert "missing a side" not in proc.stdout
+    table = read(tmp_path, "again")
+    assert len(table) == 8 and (table["missing"].fillna("") == "").all()
+    assert (table["status"] == "completed").all()
+    assert mlflow_run_count(tmp_path, "again") == 16  # both sweeps' runs kept, never mixed
+
+
+def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
+    args = few_second_trials(tmp_path, "stop")
+    driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: finished_runs(tmp_path, "stop") >= 1, timeout=480)  # loaded: minutes
+        driver.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"{PROG}: error: interrupted:") and "--resume" in last
+    table = read(tmp_path, "stop")
+    assert "pruned" not in set(table["status"])  # no ASHA here: nothing was pruned
+    assert (table["status"] == "unfinished").any() and (table["status"] == "completed").any()
+    # Resumed from a copy: the copy's own store gets the rest, the original's is left alone.
+    copy = tmp_path.parent / f"{tmp_path.name}-copy"
+    shutil.copytree(tmp_path, copy)
+    original = metric_points(tmp_path, "stop")
+    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(copy), "--name", "stop")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming stop:" in proc.stdout
+    assert (read(copy, "stop")["status"] == "completed").all()
+    assert metric_points(tmp_path, "stop") == original
+    assert metric_points(copy, "stop") > original
+
+
+def metric_points(results, experiment):
+    """How many val_nmse points a sweep's store holds, over all its runs."""
+    client = MlflowClient(tracking_uri=tracking.default_uri(results))
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return sum(len(client.get_metric_history(r.info.run_id, "val_nmse")) for r in runs)
+
+
+def test_a_deleted_mlflow_experiment_is_one_line_and_nothing_is_written(run_cli, tmp_path):
+    client = MlflowClient(tracking_uri=tracking.default_uri(tmp_path))
+    client.delete_experiment(client.create_experiment("gone"))
+    proc = sweep(run_cli, tmp_path, "gone", check=False)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "'gone' was deleted" in line and "mlflow experiments restore" in line
+    assert not (tmp_path / "gone").exists()
+
+
+def test_more_cpus_per_trial_than_the_machine_has_is_a_usage_error(run_cli, tmp_path):
+    proc = sweep(run_cli, tmp_path, "big", "--cpus-per-trial", str((os.cpu_count() or 1) * 64),
+                 check=False)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "CPUs visible to Ray: trials would wait forever" in line
+    assert not (tmp_path / "big").exists()
