@@ -285,7 +285,8 @@ class SweepSettings:
         if self.lrs_per_cell == 1:
             return [self.lr_max]
         ratio = (self.lr_max / self.lr_min) ** (1 / (self.lrs_per_cell - 1))
-        return [self.lr_min * ratio**i for i in range(self.lrs_per_cell)]
+        # The last one is lr_max itself: ratio**(n-1) rounds a hair above it, outside Tune's range.
+        return [self.lr_min * ratio**i for i in range(self.lrs_per_cell - 1)] + [self.lr_max]
 
     def validate(self) -> None:
         _int_at_least("num_samples", self.num_samples, 1)

@@ -67,7 +67,23 @@ def settings_from(args, given: set[str] = frozenset()) -> SweepSettings:
         return plain
     fields = {f for option in given & set(SETTINGS_OPTIONS) for f in SETTINGS_OPTIONS[option]}
     overrides = {f: v for f, v in plain.to_dict().items() if f in fields}
-    return SweepSettings(**{**PRESETS[args.preset](), **overrides})
+    preset = PRESETS[args.preset]()
+    # --dimensions and --multiply pick a part of the preset's cells (a smaller study, or a test's);
+    # depths and widths are the preset's own choice per dimension, so they are not options of it.
+    if fields & {"depths", "widths"}:
+        raise ConfigError("--depths and --widths do not apply to a preset (its cells are chosen per "
+                          "dimension in dotmlp/study.py); --dimensions and --multiply pick among them")
+    dimensions = overrides.pop("dimensions", None)
+    multiply = overrides.pop("multiply", None)
+    cells = tuple(c for c in preset["cells"]
+                  if (dimensions is None or c[0] in dimensions)
+                  and (multiply is None or c[1] in multiply))
+    if not cells:
+        raise ConfigError(f"the preset {args.preset} has no cells with these --dimensions/--multiply")
+    preset["cells"] = cells
+    if "num_samples" not in fields:  # every cell at every learning rate of its grid
+        preset["num_samples"] = len(cells) * overrides.get("lrs_per_cell", preset["lrs_per_cell"])
+    return SweepSettings(**{**preset, **overrides})
 
 
 def command_line_settings(args) -> SweepSettings:

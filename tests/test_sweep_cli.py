@@ -25,6 +25,8 @@ PROG = "python sweep/run.py"
         (["--widths", "a"], "widths must be comma-separated integers >= 1"),
         (["--widths", "64,,256"], "widths must be comma-separated integers >= 1"),
         (["--seeds", "0"], "seeds must be an integer >= 1"),
+        (["--preset", "study-cpu", "--widths", "64"], "do not apply to a preset"),
+        (["--preset", "study-cpu", "--dimensions", "3"], "has no cells with these"),
         (["--lr-range", "0,1e-3"], "lr must be a finite number > 0"),
         (["--lr-range", "nan,1e-3"], "lr must be a finite number > 0"),
         (["--name", "../escape"], "name must be letters, digits"),
