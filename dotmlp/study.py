@@ -33,10 +33,15 @@ def iso_parameter_cells(dimension: int, budgets: tuple[int, ...], depths=DEPTHS)
 
 
 def cpu_budgets(dimension: int) -> tuple[int, ...]:
-    # Four times apart, from the size where the small-d nets already pass 1e-3 (the reference
-    # sweep: 2 x 64 at d = 1, 4k parameters) to the largest this CPU trains in the study's hour.
-    base = 2_000 if dimension <= 2 else 4_000 if dimension <= 8 else 8_000
-    return (base, 4 * base, 16 * base)
+    # Four times apart, and where each dimension's thresholds are crossed (the quick look: 1e-2 at
+    # 257 parameters for d = 1, 2,561 for d = 4, ~4k for d = 8; 1e-3 at 1k for d = 1, 16k for d = 4).
+    # A wide one-layer net costs in proportion to its width (activations, not parameters, at a
+    # batch of 1,024), so the small-d budgets stay small: d = 1 at 32k parameters is 1 x 8,000,
+    # 21 minutes for 2,048 steps on this (shared) machine, for an answer settled at 1k. d >= 32
+    # cannot reach 1e-2 at any size this CPU affords; its three sizes are for the fit.
+    return {1: (250, 1_000, 4_000), 2: (500, 2_000, 8_000), 4: (1_000, 4_000, 16_000),
+            8: (4_000, 16_000, 64_000), 16: (8_000, 32_000, 128_000)}.get(
+                dimension, (4_000, 16_000, 64_000))
 
 
 def gpu_budgets(dimension: int) -> tuple[int, ...]:
@@ -50,7 +55,8 @@ def flag_cells(dimensions=DIMENSIONS) -> list[tuple]:
 
 
 def study_cpu() -> dict:
-    """About an hour on two free CPU cores (more on a shared machine): 4.2M samples at most."""
+    """About an hour on two free CPU cores (more on a shared machine): 4.2M samples at most,
+    widths up to 3,765 (1 x 3,765 at d = 16, 128k parameters)."""
     cells = [c for d in DIMENSIONS for c in iso_parameter_cells(d, cpu_budgets(d))]
     cells += flag_cells()
     return dict(cells=tuple(cells), max_steps=4096, reports=7, lr_min=3e-4, lr_max=1e-2,
