@@ -15,6 +15,17 @@ from tests.study_data import curve, sweep_tables, trial
 LADDER = (32768, 65536, 131072, 262144, 524288)
 
 
+def write_sweep(root, name, trials, curves, settings=None):
+    """A sweep's folder as the analysis reads it: its tables, and its record's settings if given."""
+    folder = root / name
+    folder.mkdir()
+    trials.to_csv(folder / "trials.csv", index=False)
+    curves.to_csv(folder / "curves.csv", index=False)
+    if settings is not None:
+        (folder / "sweep.json").write_text(json.dumps({"settings": settings}))
+    return folder
+
+
 def task_tables():
     """d = 4, flag off: a small net that reaches 1e-2 late, a big one that reaches it early and
     1e-3 at the end, a 1-seed net that 'reaches' 1e-3 early (not counted), a diverged one, a
@@ -138,10 +149,7 @@ def test_reached_agrees_on_a_law_drawn_study():
 def test_several_sweeps_are_one_study(tmp_path):
     trials, curves = task_tables()
     for name, machine_trials in (("cpu-sweep", trials), ("gpu-sweep", trials.assign(lr=2e-3))):
-        folder = tmp_path / name
-        folder.mkdir()
-        machine_trials.to_csv(folder / "trials.csv", index=False)
-        curves.to_csv(folder / "curves.csv", index=False)
+        write_sweep(tmp_path, name, machine_trials, curves)
     both, both_curves = load_tables(tmp_path, ["cpu-sweep", "gpu-sweep"], ["cpu", "gpu"])
     # the same trial ids in both sweeps stay two trials
     assert len(measured_points(both, both_curves)) == 2 * len(measured_points(trials, curves))
@@ -157,11 +165,7 @@ def test_several_sweeps_are_one_study(tmp_path):
 
 def test_write_answer_lists_the_record_s_dimensions(tmp_path):
     trials, curves = task_tables()
-    folder = tmp_path / "s"
-    folder.mkdir()
-    trials.to_csv(folder / "trials.csv", index=False)
-    curves.to_csv(folder / "curves.csv", index=False)
-    (folder / "sweep.json").write_text(json.dumps({"settings": {"dimensions": [4, 8, 128]}}))
+    folder = write_sweep(tmp_path, "s", trials, curves, {"dimensions": [4, 8, 128]})
     table = answer.write_answer(tmp_path, "s")
     assert set(table["dimension"]) == {1, 2, 4, 8, 16, 32, 64, 128}
     read = pd.read_csv(folder / answer.ANSWER_FILE)
@@ -174,10 +178,7 @@ def test_cli_writes_everything_and_refuses_bad_input(tmp_path, capsys):
     law = {"A": 30.0, "alpha": 0.8, "B": 30.0, "beta": 0.7}
     trials, curves = sweep_tables(law, dimensions=(2,), depths=(1, 2), widths=(16, 32, 64, 128),
                                   lrs=(1e-3, 3e-3), ladder=(32768, 65536, 131072, 262144), seed=8)
-    folder = tmp_path / "s"
-    folder.mkdir()
-    trials.to_csv(folder / "trials.csv", index=False)
-    curves.to_csv(folder / "curves.csv", index=False)
+    folder = write_sweep(tmp_path, "s", trials, curves)
     tables = answer.main(["--results-dir", str(tmp_path), "--name", "s", "--resamples", "20"])
     for name in ("answer.csv", "fit.csv", "fit_bootstrap.csv", "predicted.csv", "approximation.md",
                  "fit.png", "deep_vs_shallow.csv", "deep_vs_shallow.md"):
@@ -202,11 +203,7 @@ def test_cli_writes_everything_and_refuses_bad_input(tmp_path, capsys):
 
 def test_a_cosine_sweep_counts_final_results_only(tmp_path):
     trials, curves = task_tables()
-    folder = tmp_path / "cos"
-    folder.mkdir()
-    trials.to_csv(folder / "trials.csv", index=False)
-    curves.to_csv(folder / "curves.csv", index=False)
-    (folder / "sweep.json").write_text(json.dumps({"settings": {"schedule": "cosine"}}))
+    write_sweep(tmp_path, "cos", trials, curves, {"schedule": "cosine"})
     with pytest.warns(UserWarning, match="cosine"):
         loaded, loaded_curves = load_tables(tmp_path, "cos")
     assert loaded_curves.empty
