@@ -18,8 +18,6 @@ here, not the product of a few widths and depths:
 
 from __future__ import annotations
 
-from dotmlp.config import SweepSettings
-
 DIMENSIONS = (1, 2, 4, 8, 16, 32, 64)
 DEPTHS = (1, 2, 4)
 
@@ -72,7 +70,3 @@ def study_gpu() -> dict:
 
 
 PRESETS = {"study-cpu": study_cpu, "study-gpu": study_gpu}
-
-
-def preset(name: str, **overrides) -> SweepSettings:
-    return SweepSettings(**{**PRESETS[name](), **overrides})

@@ -23,8 +23,8 @@ PROG = "python sweep/run.py"
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="a study's cells, budget and learning rates (dotmlp/study.py); the options "
-                   "below, where given, override its settings")
+                   help="a study's cells, budget and learning rates (dotmlp/study.py); --dimensions and "
+                   "--multiply pick among its cells, the other options given override its settings")
     p.add_argument("--num-samples", type=int, default=200, help="trials (>= 1)")
     p.add_argument("--max-steps", type=int, default=2048, help="full budget of a trial, in steps")
     p.add_argument("--batch-size", type=int, default=1024)
