@@ -9,6 +9,7 @@ from dataclasses import dataclass
 TARGETS = ("dot", "cosine")
 DATA_REGIMES = ("fresh", "fixed", "pool")
 SCHEDULES = ("constant", "cosine")
+ASHA_GROUPS = ("task", "cell")
 # Lightning costs ~0.6 ms per training step on this CPU, most of a step of the sweep's smallest
 # nets; grouping up to 25 optimiser steps per Lightning step pays it once per group (25 divides the
 # default evaluation interval, 125 steps; 8 would give 5).
@@ -234,6 +235,10 @@ class SweepSettings:
     """ASHA keeps the best 1/reduction_factor of trials at each rung."""
     asha: bool = True
     """Prune with ASHA; False runs every trial to the full budget (to measure what ASHA saves)."""
+    asha_per: str = "task"
+    """What ASHA's trials compete within: "task" (dimension, flag), or "cell" (also depth and
+    width): only a cell's learning rates compete, so every cell's best rate runs the full budget
+    (a study's long budgets, where small nets trained long are the point, not losers)."""
     dimensions: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     depths: tuple[int, ...] = (0, 1, 2)
     widths: tuple[int, ...] = (64, 256)
@@ -315,6 +320,7 @@ class SweepSettings:
         if self.lr_min > self.lr_max:
             raise ConfigError(f"lr range must have min <= max, got {self.lr_min} > {self.lr_max}")
         _one_of("target", self.target, TARGETS)
+        _one_of("asha_per", self.asha_per, ASHA_GROUPS)
         _one_of("schedule", self.schedule, SCHEDULES)
         if not (isinstance(self.cpus_per_trial, (int, float)) and self.cpus_per_trial > 0):
             raise ConfigError(f"cpus-per-trial must be a number > 0, got {self.cpus_per_trial!r}")

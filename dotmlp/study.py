@@ -61,6 +61,19 @@ def study_cpu() -> dict:
                 lrs_per_cell=3, seeds=3, num_samples=3 * len(cells))
 
 
+def study_cpu_long() -> dict:
+    """The data axis to 3.4 x 10^7 samples (32,768 steps, 8x study-cpu's), where the answer is
+    still open on this CPU: d = 8 at 1e-3 (1.4e-3 and still improving at 4.2M samples) and d = 16,
+    whose fit had no capacity-limited point (every net was still data-limited). study-cpu's
+    one-layer cells at its two smaller budgets (one layer beat two and four in every group), so
+    the two sweeps' curves continue each other. ASHA per cell: only a cell's learning rates
+    compete, so each cell's best rate runs the whole budget; a small net trained long is the
+    capacity point the fit needs, not a loser. About an hour on two free cores."""
+    cells = [c for d in (8, 16) for c in iso_parameter_cells(d, cpu_budgets(d)[:2], depths=(1,))]
+    return dict(cells=tuple(cells), max_steps=32768, reports=10, lr_min=1e-3, lr_max=1e-2,
+                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), asha_per="cell")
+
+
 def study_gpu() -> dict:
     """The sizes d = 32 and 64 need: widths of several thousand, 10^8 samples (needs a GPU)."""
     cells = [c for d in DIMENSIONS for c in iso_parameter_cells(d, gpu_budgets(d))]
@@ -69,4 +82,4 @@ def study_gpu() -> dict:
                 lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), batch_size=1024)
 
 
-PRESETS = {"study-cpu": study_cpu, "study-gpu": study_gpu}
+PRESETS = {"study-cpu": study_cpu, "study-cpu-long": study_cpu_long, "study-gpu": study_gpu}

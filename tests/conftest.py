@@ -1,5 +1,9 @@
+import contextlib
 import os
+import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,6 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 @pytest.fixture(scope="session")
 def run_cli():
     """Run one of the project's real entry points in a subprocess, as a user would."""
-    import subprocess
 
     def run(*args: str, timeout: float = 600, env: dict | None = None, cwd: Path = ROOT):
         return subprocess.run(
@@ -25,3 +28,38 @@ def run_cli():
         )
 
     return run
+
+
+def start(args: list[str], log: Path, **popen) -> subprocess.Popen:
+    """Start an entry point in the background, its stdout and stderr to log.out and log.err.
+    Not pipes: a pipe nobody reads until the end fills (64 KB of Ray's log lines) and stalls it."""
+    out, err = (open(log.with_suffix(suffix), "w") for suffix in (".out", ".err"))
+    with out, err:  # the child holds its own copies
+        return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, **popen)
+
+
+def finished_runs(results_dir: Path, name: str) -> int:
+    """How many of experiment name's MLflow runs have finished, read from the SQLite store without
+    opening it as MLflow would: MLflow creates the tables of a store it opens, and a second process
+    doing so while the sweep creates them corrupts the store for good (the sweep's workers then log
+    nothing). Read-only, this poll can never race the sweep."""
+    db = results_dir / "mlflow.db"
+    if not db.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+            [(count,)] = con.execute(
+                "SELECT COUNT(*) FROM runs JOIN experiments USING (experiment_id)"
+                " WHERE experiments.name = ? AND runs.status = 'FINISHED'", (name,)).fetchall()
+        return count
+    except sqlite3.Error:  # the sweep has not made its tables yet, or holds the file
+        return 0
+
+
+def wait_for(predicate, timeout: float, interval: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

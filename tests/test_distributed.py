@@ -5,8 +5,6 @@ real cluster): every node of this cluster sees the same file system. MLflow is w
 driver only, so trials on other nodes need no route to it.
 """
 
-import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -14,8 +12,7 @@ import pytest
 from ray.cluster_utils import Cluster
 
 from dotmlp import analysis
-from tests.conftest import ROOT
-from tests.test_sweep import finished_runs, wait_for
+from tests.conftest import finished_runs, start, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
@@ -59,17 +56,18 @@ def test_sweep_survives_the_loss_of_a_node(cluster, tmp_path):
     worker = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     args = sweep_args(tmp_path, "loss", cluster.address, samples=6, steps=1024)
-    driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    log = tmp_path.parent / f"{tmp_path.name}-driver"
+    driver = start(args, log)
     started = time.monotonic()
     try:
         assert wait_for(lambda: finished_runs(tmp_path, "loss") >= 1, timeout=300)
         cluster.remove_node(worker, allow_graceful=False)  # a node dies with trials on it
         removed_after = time.monotonic() - started
-        output, _ = driver.communicate(timeout=600)
+        driver.wait(timeout=600)
     finally:
         if driver.poll() is None:
             driver.kill()
+    output = log.with_suffix(".out").read_text() + log.with_suffix(".err").read_text()
     assert driver.returncode == 0, output[-3000:]
     table = pd.read_csv(tmp_path / "loss" / analysis.TABLE_FILE)
     per_node = table["node_id"].map(role(cluster, worker)).value_counts().to_dict()

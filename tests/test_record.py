@@ -15,8 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dotmlp import analysis, tracking
-from tests.conftest import ROOT
-from tests.test_sweep import few_second_trials, finished_runs, wait_for
+from tests.conftest import ROOT, finished_runs, start, wait_for
+from tests.test_sweep import few_second_trials
 
 pytestmark = pytest.mark.slow
 PROG = "python sweep/run.py"
@@ -37,7 +37,6 @@ def sweep(run_cli, results, name, *extra, check=True):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One finished small sweep, shared by the tests that only read it or refuse to change it."""
-    import subprocess
 
     results = tmp_path_factory.mktemp("record")
     proc = subprocess.run([sys.executable, "sweep/run.py", *SMALL, "--results-dir", str(results),
@@ -141,15 +140,16 @@ def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(run_cli, tmp_p
 
 def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
     args = few_second_trials(tmp_path, "stop")
-    driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    log = tmp_path.parent / f"{tmp_path.name}-driver"
+    driver = start(args, log)
     try:
         assert wait_for(lambda: finished_runs(tmp_path, "stop") >= 1, timeout=480)  # loaded: minutes
         driver.send_signal(signal.SIGINT)  # Ctrl-C
-        out, err = driver.communicate(timeout=300)
+        driver.wait(timeout=300)
     finally:
         if driver.poll() is None:
             driver.kill()
+    err = log.with_suffix(".err").read_text()
     assert driver.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"{PROG}: error: interrupted:") and "--resume" in last

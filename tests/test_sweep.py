@@ -4,15 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from dotmlp import tracking
-from tests.conftest import ROOT
+from tests.conftest import ROOT, finished_runs, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -74,27 +72,6 @@ def test_diverging_trials_are_recorded_and_the_others_complete(run_cli, tmp_path
     _, runs = sweep_runs(tmp_path, "div")
     tags = {r.data.tags[tracking.TRIAL_TAG]: r.data.tags.get(tracking.STATUS_TAG) for r in runs}
     assert tags == dict(zip(table["trial_id"], table["status"], strict=True))
-
-
-def wait_for(predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def finished_runs(results_dir, name):
-    db = results_dir / "mlflow.db"
-    if not db.exists():
-        return 0
-    try:
-        mlflow.set_tracking_uri(tracking.default_uri(results_dir))
-        runs = mlflow.search_runs(experiment_names=[name])
-        return int((runs["status"] == "FINISHED").sum()) if len(runs) else 0
-    except Exception:  # the store is being created by the sweep under test
-        return 0
 
 
 def few_second_trials(results, name) -> list[str]:

@@ -99,6 +99,29 @@ def test_per_task_asha_lets_linear_models_run_and_keeps_them_out_of_the_rungs():
     scheduler.on_trial_complete(None, linear, {"steps": 160, "val_nmse": 1e-14})
 
 
+@pytest.mark.parametrize("asha_per, small_net", [("task", TrialScheduler.STOP),
+                                                 ("cell", TrialScheduler.CONTINUE)])
+def test_asha_per_cell_compares_a_cell_only_with_its_own_learning_rates(asha_per, small_net):
+    settings = SweepSettings(max_steps=160, reports=5, grace_fraction=1 / 16, asha_per=asha_per)
+    scheduler = dscheduler.make_scheduler(settings)
+    scheduler.set_search_properties("val_nmse", "min")
+    def net(width):
+        return Trial("dotmlp_test", config={"dimension": 16, "multiply": False, "depth": 1,
+                                            "width": width}, stub=True)
+    wide, small = [net(941) for _ in range(4)], net(235)
+    for trial in [*wide, small]:
+        scheduler.on_trial_add(None, trial)
+    _feed(scheduler, wide, 10, [1e-2, 2e-2, 3e-2, 4e-2])
+    # The small net is worse than every wide one at the first rung: per task it is stopped, per
+    # cell it is the first of its own learning rates there and runs on.
+    assert _feed(scheduler, [small], 10, [0.2]) == [small_net]
+
+
+def test_asha_per_must_be_task_or_cell():
+    with pytest.raises(ConfigError, match="asha_per must be one of task, cell"):
+        SweepSettings(asha_per="node")
+
+
 def test_rung_milestones_are_asha_own_and_on_the_evaluation_ladder():
     settings = SweepSettings()
     assert settings.ladder == [64, 128, 256, 512, 1024, 2048]

@@ -1,14 +1,12 @@
 """Two sweeps at once into one results dir: one SQLite MLflow store, two writers, both starting on
 an empty folder (creating a store from several processes at once is what corrupts SQLite stores)."""
 
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from dotmlp import analysis, record, tracking
-from tests.conftest import ROOT
+from tests.conftest import start
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +14,7 @@ SAMPLES = 4
 
 
 def sweep_command(results, name):
-    return [sys.executable, "sweep/run.py", "--num-samples", str(SAMPLES), "--max-steps", "64",
+    return ["sweep/run.py", "--num-samples", str(SAMPLES), "--max-steps", "64",
             "--reports", "4", "--dimensions", "2,4", "--depths", "1", "--widths", "16",
             "--multiply", "off", "--no-figures", "--cpus-per-trial", "1",
             "--results-dir", str(results), "--name", name]
@@ -25,14 +23,16 @@ def sweep_command(results, name):
 def test_two_sweeps_share_one_results_dir(tmp_path):
     results = tmp_path / "results"
     names = ("first", "second")
-    procs = [subprocess.Popen(sweep_command(results, name), cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for name in names]
+    logs = [tmp_path / name for name in names]
+    procs = [start(sweep_command(results, name), log) for name, log in zip(names, logs, strict=True)]
     try:
-        outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+        for proc in procs:
+            proc.wait(timeout=600)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+    outputs = [log.with_suffix(".out").read_text() + log.with_suffix(".err").read_text() for log in logs]
     for name, proc, output in zip(names, procs, outputs, strict=True):
         assert proc.returncode == 0, f"{name}: {output[-3000:]}"
         assert "database is locked" not in output, name

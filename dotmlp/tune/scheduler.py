@@ -52,10 +52,14 @@ class PerTaskASHA(ASHAScheduler):
         super().on_trial_add(tune_controller, trial)
 
 
+GROUPS = {"task": ("dimension", "multiply"), "cell": ("dimension", "multiply", "depth", "width")}
+
+
 def make_scheduler(settings: SweepSettings) -> PerTaskASHA | None:
     if not settings.asha:
         return None  # Tune's FIFO scheduler: every trial runs its full budget
     return PerTaskASHA(
+        group_by=GROUPS[settings.asha_per],
         time_attr="steps",
         max_t=settings.max_steps,
         grace_period=settings.grace_period,
