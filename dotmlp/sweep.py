@@ -336,7 +336,7 @@ def run(
                 print(f"Resuming {name}: {left} trials left to run. ASHA's rung records are not "
                       "restored (ray-project/ray#30838): resumed trials are compared only with "
                       "results reported after the restart.")
-        fit_seconds = 0.0
+        fit_seconds, first_error = 0.0, None
         if left != 0:
             if resume:
                 restored = tuner.restore_tuner(settings, storage, name, trial_resources, mlflow_uri)
@@ -344,8 +344,9 @@ def run(
                 restored = tuner.make_tuner(settings, name, storage, mlflow_uri, trial_resources,
                                             sweep_record.sweep_id(record), max_failures, verbose)
             fit_started = time.perf_counter()
-            restored.fit()
+            grid = restored.fit()
             fit_seconds = time.perf_counter() - fit_started
+            first_error = next((last_line(error) for error in grid.errors), None)
         if timeline:
             ray.timeline(str(timeline))
     finally:
@@ -354,9 +355,16 @@ def run(
     summary = analysis.summarize(table, record)
     summary.update(fit_seconds=fit_seconds, ray_start_seconds=ray_start_seconds,
                    wall_seconds=time.perf_counter() - started_at, nothing_to_run=left == 0,
-                   figures=figures, asha=settings.asha)
+                   figures=figures, asha=settings.asha, first_error=first_error)
     print(analysis.format_summary(summary, out))
     return summary
+
+
+def last_line(error: BaseException) -> str:
+    """A trial's exception as Ray hands it over (its whole remote traceback): the line that says
+    what went wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def check_store(mlflow_uri: str, name: str) -> None:
@@ -374,8 +382,9 @@ def check_store(mlflow_uri: str, name: str) -> None:
 
 
 def unfinished_trials(experiment_path: str) -> int:
-    """How many of a stored experiment's trials Tune has not ended (none: nothing to resume)."""
+    """How many of a stored experiment's trials are left to run: not ended, or errored (resume
+    runs those again from their last checkpoint). None: nothing to resume."""
     from ray.tune import ExperimentAnalysis
 
     trials = ExperimentAnalysis(experiment_path).trials
-    return sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+    return sum(trial.status != "TERMINATED" for trial in trials)

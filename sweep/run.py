@@ -203,6 +203,12 @@ def main(argv: list[str] | None = None):
         fail(PROG, f"interrupted: {summary['status']['unfinished']} of {summary['trials']} trials "
                    f"unfinished; continue with: python sweep/run.py --resume --results-dir "
                    f"{args.results_dir} --name {args.name}", code=130)
+    if summary["status"]["errored"]:
+        # The tables and figures are written, but a sweep with holes is not a result to read.
+        cause = f": {summary['first_error']}" if summary.get("first_error") else ""
+        fail(PROG, f"{summary['status']['errored']} of {summary['trials']} trials errored, "
+                   f"{args.max_failures} retries each{cause}; once fixed, --resume runs them again",
+             code=1)
     return summary
 
 

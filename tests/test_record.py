@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -166,6 +167,53 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
     assert (read(copy, "stop")["status"] == "completed").all()
     assert metric_points(tmp_path, "stop") == original
     assert metric_points(copy, "stop") > original
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes under pid, with their command lines, from /proc (Ray's workers are children of
+    the raylet the driver started)."""
+    children: dict[int, list[int]] = {}
+    commands: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            commands[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().decode(
+                errors="replace").replace("\0", " ")
+        except (OSError, IndexError):
+            continue  # ended while we looked
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = {}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found[child] = commands.get(child, "")
+            todo.append(child)
+    return found
+
+
+def test_a_trial_whose_worker_dies_is_an_error_that_resume_runs_again(run_cli, tmp_path):
+    args = [*few_second_trials(tmp_path, "dies"), "--max-failures", "0"]
+    log = tmp_path.parent / f"{tmp_path.name}-driver"
+    driver = start(args, log)
+    try:
+        def training():
+            return [pid for pid, command in descendants(driver.pid).items()
+                    if command.startswith("ray::ImplicitFunc.train")]
+        assert wait_for(lambda: finished_runs(tmp_path, "dies") >= 1 and training(), timeout=480)
+        os.kill(training()[0], signal.SIGKILL)  # as the kernel's OOM killer would
+        driver.wait(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    err = log.with_suffix(".err").read_text()
+    assert driver.returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"{PROG}: error: 1 of 6 trials errored, 0 retries each: ") and "--resume" in last
+    assert (read(tmp_path, "dies")["status"] == "errored").sum() == 1
+
+    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(tmp_path), "--name", "dies")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming dies: 1 trials left to run" in proc.stdout
+    assert (read(tmp_path, "dies")["status"] == "completed").all()
 
 
 def metric_points(results, experiment):
