@@ -360,6 +360,25 @@ def pool_metrics(pool: Pool, predict, train: bool = True) -> dict[str, float]:
     return metrics
 
 
+def stacked_split(pools: list[Pool], name: str) -> Iterator[PoolSplit]:
+    """One evaluation set of K pools side by side, (K, n, d) and (K, n): a model of K replicas
+    scores replica k on pool k's pairs in one pass. The pools have one size (one config)."""
+    for parts in zip(*(pool.split(name) for pool in pools), strict=True):
+        yield tuple(torch.stack(tensors) for tensors in zip(*parts, strict=True))
+
+
+def replica_pool_metrics(pools: list[Pool], predict, train: bool = True) -> dict[str, list[float]]:
+    """pool_metrics of K replicas, each on its own pool (seed): one value per replica."""
+    metrics: dict[str, list[float]] = {}
+    for name in ("train", "test", "fresh") if train else ("test", "fresh"):
+        errors = split_errors(predict, stacked_split(pools, name))
+        for kind in ("rmse", "mse", "nmse"):
+            metrics[f"{name}_{kind}"] = errors[kind]
+    for key in pools[0].dot_metrics():
+        metrics[key] = [pool.dot_metrics()[key] for pool in pools]
+    return metrics
+
+
 class PoolBatches:
     """The pool's training pairs, reshuffled every epoch, as an endless stream of (a, b, label)
     batches of exactly batch_size pairs: a batch may straddle two epochs, so E epochs take

@@ -45,17 +45,19 @@ class DotProductModule(pl.LightningModule):
         # sweep-efficiency benchmark (on a GPU this is launch time: kernels run asynchronously).
         self.train_seconds = 0.0
         self._step_started = 0.0
-        self._pool: data.Pool | None = None
+        self._pools: list[data.Pool] = []
 
     @property
-    def pool(self) -> data.Pool:
-        """The pool regime's users, items and splits, built on the module's device when first
-        needed (after Lightning has moved the module there) and rebuilt if it moves; not part of
-        the checkpoint: the seed gives the same pool back on resume."""
-        if self._pool is None or self._pool.device != self.device:
+    def pools(self) -> list[data.Pool]:
+        """The pool regime's users, items and splits, one pool per replica (replica k's world is
+        drawn from its seed, like its initialisation and its shuffles), built on the module's
+        device when first needed (after Lightning has moved the module there) and rebuilt if it
+        moves; not part of the checkpoint: the seeds give the same pools back on resume."""
+        if not self._pools or self._pools[0].device != self.device:
             cfg = self.config
-            self._pool = data.Pool(cfg.dimension, cfg.users, cfg.seed, self.device)
-        return self._pool
+            self._pools = [data.Pool(cfg.dimension, cfg.users, cfg.seed + k, self.device)
+                           for k in range(cfg.seeds)]
+        return self._pools
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.model(a, b)
@@ -81,8 +83,10 @@ class DotProductModule(pl.LightningModule):
                 streams.append(batches)
             batches = data.StackedBatches(streams)
         elif cfg.data == "pool":
-            # One replica (TrialConfig refuses more): a pool per replica is not built yet.
-            batches = data.PoolBatches(self.pool, cfg.batch_size, generators[0])
+            batches = data.StackedBatches([
+                data.PoolBatches(pool, cfg.batch_size, generator)
+                for pool, generator in zip(self.pools, generators, strict=True)
+            ])
         else:
             batches = data.FreshBatches(cfg.dimension, cfg.batch_size, generators, cfg.target)
         return data.Chunks(batches, cfg.steps_per_batch)
@@ -135,11 +139,13 @@ class DotProductModule(pl.LightningModule):
             # NMSE against the noiseless target. val_* are the test pairs': unseen ratings of
             # known users and items, what a recommender is asked for.
             final = self.global_step >= self.config.steps
-            extra = data.pool_metrics(self.pool, self.model, train=final)
+            replicas = data.replica_pool_metrics(self.pools, self.model, train=final)
+            mse, nmse = replicas["test_mse"], replicas["test_nmse"]
+            extra = pool_summary(replicas)
             # Passes over the training pairs so far: the budget's unit when trials of different
             # pool sizes share a scheduler (their step counts differ for the same epochs).
-            extra["epochs_done"] = self.global_step * self.config.batch_size / len(self.pool.train_ids)
-            mse, nmse = [extra["test_mse"]], [extra["test_nmse"]]
+            extra["epochs_done"] = (self.global_step * self.config.batch_size
+                                    / len(self.pools[0].train_ids))
         else:
             a, b, y = batch  # the held-out set, shared by every replica
             mse = self.replica_mse(batch).tolist()
@@ -197,3 +203,13 @@ class DotProductModule(pl.LightningModule):
             return optimizer
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.config.steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def pool_summary(replicas: dict[str, list[float]]) -> dict[str, float]:
+    """The pool metrics of K replicas as the median over seeds (the paper's numbers for one run
+    when K = 1), and the seeds' range of the MLP's own RMSEs (the replication's error bars)."""
+    summary = {key: statistics.median(values) for key, values in replicas.items()}
+    for key in ("train_rmse", "test_rmse", "fresh_rmse"):
+        if key in replicas:
+            summary[f"{key}_min"], summary[f"{key}_max"] = min(replicas[key]), max(replicas[key])
+    return summary

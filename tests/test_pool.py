@@ -185,6 +185,25 @@ def test_training_on_the_pool_reaches_the_dot_product_with_the_flag():
     assert linear["fresh_nmse"] > 0.95 and linear["fresh_rmse"] > 0.99 * linear["naive_fresh_rmse"]
 
 
+def test_each_pool_replica_trains_as_the_single_run_of_its_seed():
+    # Replica k of K = 3 draws its own pool (users, items, ratings, fresh pairs) from seed 7 + k,
+    # as the one-replica run of that seed does, and is scored on it: the same numbers up to the
+    # batched kernels' summation order (tolerance as in test_train's fresh-data twin).
+    base = dict(dimension=4, depth=1, width=16, lr=3e-3, data="pool", users=60, epochs=3,
+                batch_size=128)
+    stacked = train(TrialConfig(**base, seed=7, seeds=3), accelerator="cpu")
+    singles = [train(TrialConfig(**base, seed=7 + k), accelerator="cpu") for k in range(3)]
+    assert stacked["val_nmse_seeds"] == pytest.approx([s["val_nmse"] for s in singles], rel=0.02)
+    for key in ("test_rmse", "fresh_rmse", "train_rmse"):
+        values = sorted(s[key] for s in singles)
+        assert stacked[key] == pytest.approx(values[1], rel=0.02)  # the median over seeds
+        assert stacked[f"{key}_min"] == pytest.approx(values[0], rel=0.02)
+        assert stacked[f"{key}_max"] == pytest.approx(values[2], rel=0.02)
+    # Each replica's reference lines are its own pool's: three pools, three noise draws.
+    dots = sorted(s["dot_test_rmse"] for s in singles)
+    assert len(set(dots)) == 3 and stacked["dot_test_rmse"] == pytest.approx(dots[1], rel=1e-6)
+
+
 def test_cli_pool_run_prints_the_papers_numbers(run_cli):
     proc = run_cli("-m", "dotmlp.train", "--dimension", "4", "--data", "pool", "--users", "100",
                    "--rendle-m", "2", "--epochs", "2", "--batch-size", "256", "--threads", "1",
