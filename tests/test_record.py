@@ -141,18 +141,11 @@ def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(run_cli, tmp_p
 
 def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
     args = few_second_trials(tmp_path, "stop")
-    log = tmp_path.parent / f"{tmp_path.name}-driver"
-    driver = start(args, log)
-    try:
-        assert wait_for(lambda: finished_runs(tmp_path, "stop") >= 1, timeout=480)  # loaded: minutes
-        driver.send_signal(signal.SIGINT)  # Ctrl-C
-        driver.wait(timeout=300)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    err = log.with_suffix(".err").read_text()
-    assert driver.returncode == 130, err[-3000:]
-    last = err.strip().splitlines()[-1]
+    code, err = disturbed(args, tmp_path.parent / f"{tmp_path.name}-driver",
+                           ready=lambda driver: finished_runs(tmp_path, "stop") >= 1,
+                           disturb=lambda driver: driver.send_signal(signal.SIGINT))  # Ctrl-C
+    assert code == 130, err[-3000:]
+    last = err.splitlines()[-1]
     assert last.startswith(f"{PROG}: error: interrupted:") and "--resume" in last
     table = read(tmp_path, "stop")
     assert "pruned" not in set(table["status"])  # no ASHA here: nothing was pruned
@@ -167,6 +160,20 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
     assert (read(copy, "stop")["status"] == "completed").all()
     assert metric_points(tmp_path, "stop") == original
     assert metric_points(copy, "stop") > original
+
+
+def disturbed(args, log, ready, disturb) -> tuple[int, str]:
+    """Start a sweep in the background, wait (minutes, on a loaded machine) until ready(driver),
+    disturb(driver), and return its exit code and its stderr."""
+    driver = start(args, log)
+    try:
+        assert wait_for(lambda: ready(driver), timeout=480), "the sweep never got ready"
+        disturb(driver)
+        driver.wait(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    return driver.returncode, log.with_suffix(".err").read_text().strip()
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -192,21 +199,15 @@ def descendants(pid: int) -> dict[int, str]:
 
 def test_a_trial_whose_worker_dies_is_an_error_that_resume_runs_again(run_cli, tmp_path):
     args = [*few_second_trials(tmp_path, "dies"), "--max-failures", "0"]
-    log = tmp_path.parent / f"{tmp_path.name}-driver"
-    driver = start(args, log)
-    try:
-        def training():
-            return [pid for pid, command in descendants(driver.pid).items()
-                    if command.startswith("ray::ImplicitFunc.train")]
-        assert wait_for(lambda: finished_runs(tmp_path, "dies") >= 1 and training(), timeout=480)
-        os.kill(training()[0], signal.SIGKILL)  # as the kernel's OOM killer would
-        driver.wait(timeout=600)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    err = log.with_suffix(".err").read_text()
-    assert driver.returncode == 1, err[-3000:]
-    last = err.strip().splitlines()[-1]
+    def training(driver):
+        return [pid for pid, command in descendants(driver.pid).items()
+                if command.startswith("ray::ImplicitFunc.train")]
+
+    code, err = disturbed(args, tmp_path.parent / f"{tmp_path.name}-driver",
+                           ready=lambda driver: finished_runs(tmp_path, "dies") >= 1 and training(driver),
+                           disturb=lambda driver: os.kill(training(driver)[0], signal.SIGKILL))
+    assert code == 1, err[-3000:]  # the worker killed as the kernel's OOM killer would
+    last = err.splitlines()[-1]
     assert last.startswith(f"{PROG}: error: 1 of 6 trials errored, 0 retries each: ") and "--resume" in last
     assert (read(tmp_path, "dies")["status"] == "errored").sum() == 1
 
