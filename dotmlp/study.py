@@ -64,12 +64,14 @@ def study_cpu() -> dict:
 def study_cpu_long() -> dict:
     """The data axis to 3.4 x 10^7 samples (32,768 steps, 8x study-cpu's), where the answer is
     still open on this CPU: d = 8 at 1e-3 (1.4e-3 and still improving at 4.2M samples) and d = 16,
-    whose fit had no capacity-limited point (every net was still data-limited). study-cpu's
-    one-layer cells at its two smaller budgets (one layer beat two and four in every group), so
-    the two sweeps' curves continue each other. ASHA per cell: only a cell's learning rates
-    compete, so each cell's best rate runs the whole budget; a small net trained long is the
-    capacity point the fit needs, not a loser. About an hour on two free cores."""
-    cells = [c for d in (8, 16) for c in iso_parameter_cells(d, cpu_budgets(d)[:2], depths=(1,))]
+    whose fit had no capacity-limited point (every net was still data-limited). study-cpu's cells
+    at its two smaller budgets, so the two sweeps' curves continue each other: depth 2 (the
+    fit's reference depth) and depth 1 (the answer's smallest nets), except 1 x 941 at d = 16,
+    whose step costs six times 2 x 162's for an answer (1e-3) no CPU budget reaches. ASHA per
+    cell: only a cell's learning rates compete, so each cell's best rate runs the whole budget; a
+    small net trained long is the capacity point the fit needs, not a loser."""
+    cells = [c for d in (8, 16) for c in iso_parameter_cells(d, cpu_budgets(d)[:2], depths=(1, 2))
+             if c != (16, False, 1, 941)]
     return dict(cells=tuple(cells), max_steps=32768, reports=10, lr_min=1e-3, lr_max=1e-2,
                 lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), asha_per="cell")
 
