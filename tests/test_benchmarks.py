@@ -5,6 +5,7 @@ No timing is asserted here: the figures are in benchmarks/README.md, measured on
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -106,6 +107,24 @@ def test_asha_savings_compares_the_same_trials(run_cli):
                                *TINY_SWEEP, timeout=600))
     assert result["trials"] == 3 and 0 < result["compute_ratio_flops"] <= 1
     assert {"best_val_nmse", "best_ratio_overall", "best_ratio_per_task", "wall_seconds"} <= set(result)
+
+
+def test_asha_matches_a_task_when_its_best_is_within_the_full_bests_seeds_range():
+    from benchmarks.asha_savings import compare
+
+    def table(rows):
+        return pd.DataFrame(rows, columns=["dimension", "multiply", "val_nmse", "val_nmse_max",
+                                           "samples", "params", "train_seconds"])
+    # Task d = 1: ASHA's best 1.2e-3 is worse than the full best's median (1e-3) but within its
+    # seeds (up to 1.5e-3); task d = 2: ASHA's 3e-3 is past the full best's worst seed (2.5e-3).
+    full = table([(1, False, 1e-3, 1.5e-3, 100, 10, 1.0), (1, False, 4e-3, 5e-3, 100, 10, 1.0),
+                  (2, False, 2e-3, 2.5e-3, 100, 10, 1.0)])
+    asha = table([(1, False, 1.2e-3, 1.4e-3, 25, 10, 0.25), (1, False, 9e-3, 1e-2, 25, 10, 0.25),
+                  (2, False, 3e-3, 3.1e-3, 100, 10, 1.0)])
+    result = compare(asha, full)
+    assert result["tasks"] == 2 and result["tasks_within_seeds_range"] == 1
+    assert result["tasks_within_10_percent"] == 0  # 1.2x and 1.5x
+    assert result["compute_ratio_flops"] == pytest.approx(150 / 300)
 
 
 def test_asha_replay_needs_a_full_budget_sweep(run_cli, tmp_path):
