@@ -347,17 +347,9 @@ def split_errors(predict, chunks: Iterable[PoolSplit]) -> dict:
 
 
 def pool_metrics(pool: Pool, predict, train: bool = True) -> dict[str, float]:
-    """Everything the paper reports for one model, plus the tool's NMSE: `train` adds the RMSE on
-    all training pairs (the paper evaluates it once, after training; at 64,000 users it is 5.8M
-    forward passes, too many for every evaluation)."""
-    metrics: dict[str, float] = {}
-    for name in ("train", "test", "fresh") if train else ("test", "fresh"):
-        errors = split_errors(predict, pool.split(name))
-        metrics[f"{name}_rmse"] = errors["rmse"]
-        metrics[f"{name}_mse"] = errors["mse"]
-        metrics[f"{name}_nmse"] = errors["nmse"]
-    metrics.update(pool.dot_metrics())
-    return metrics
+    """Everything the paper reports for one model on one pool, plus the tool's NMSE: the K = 1 case
+    of replica_pool_metrics (predict sees inputs of shape (1, n, d))."""
+    return {key: values[0] for key, values in replica_pool_metrics([pool], predict, train).items()}
 
 
 def stacked_split(pools: list[Pool], name: str) -> Iterator[PoolSplit]:
@@ -368,7 +360,10 @@ def stacked_split(pools: list[Pool], name: str) -> Iterator[PoolSplit]:
 
 
 def replica_pool_metrics(pools: list[Pool], predict, train: bool = True) -> dict[str, list[float]]:
-    """pool_metrics of K replicas, each on its own pool (seed): one value per replica."""
+    """Everything the paper reports for K replicas, each on its own pool (seed), plus the tool's
+    NMSE; one value per replica. `train` adds the RMSE on all training pairs (the paper evaluates
+    it once, after training; at 64,000 users it is 5.8M forward passes, too many for every
+    evaluation)."""
     metrics: dict[str, list[float]] = {}
     for name in ("train", "test", "fresh") if train else ("test", "fresh"):
         errors = split_errors(predict, stacked_split(pools, name))
