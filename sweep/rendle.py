@@ -3,12 +3,13 @@
     python sweep/rendle.py --dimensions 16,32,64 --ms 1,2,4 --users 1000,2000,4000 --seeds 3
     python sweep/rendle.py --dimensions 32 --users 1000,2000,4000 --multiply   # a*b as input too
 
-Every run is `dotmlp.train.train` on the pool regime (real Lightning training, the paper's MLP
-[2md, md, md/2], Adam lr 1e-3, batch 256, 32 epochs), one per (dimension, m, users, multiply,
-seed). Runs are appended to `<out>/runs.csv` as they finish, so an interrupted or extended grid
-resumes where it stopped: a run already in that file is not run again. After every run the
-per-point table `<out>/rendle.csv` (median and range over seeds) and the figure `<out>/rendle.png`
-are rewritten from runs.csv, each atomically (written aside, then renamed).
+Every point (dimension, users, m, multiply) is one `dotmlp.train.train` run on the pool regime
+(real Lightning training, the paper's MLP [2md, md, md/2], Adam lr 1e-3, batch 256, 32 epochs)
+training its seeds 0 … S-1 side by side as replicas (each with its own pool, as the one-seed run
+of that seed draws it: tests/test_pool.py). A finished point is a row of `<out>/rendle.csv`, written
+as it finishes (atomically: aside, then renamed), so an interrupted or extended grid resumes where
+it stopped: a point already there with at least S seeds is not run again. The figure
+`<out>/rendle.png` is redrawn from that table after every point.
 
 The protocol is google-research/google-research dot_vs_learned_similarity/approx_dot.py's (see
 dotmlp/data.py, Pool); its README gives the paper's grid: d in {16, 32, 64, 128}, users = items
@@ -33,15 +34,18 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere, like sweep/run.p
 from dotmlp.cli import ArgumentParser, fail  # noqa: E402
 from dotmlp.config import ConfigError  # noqa: E402
 
-KEY = ("dimension", "users", "m", "multiply", "seed")
-RESULT_FIELDS = (
-    "train_rmse", "test_rmse", "fresh_rmse", "test_nmse", "fresh_nmse",
-    "dot_test_rmse", "dot_fresh_rmse", "naive_test_rmse", "naive_fresh_rmse",
-)
-RUN_FIELDS = KEY + ("epochs", "batch_size", "lr", "steps", "params", "diverged", "seconds") + RESULT_FIELDS
-POINT = ("dimension", "users", "m", "multiply")
+# A point is its protocol as well as its place in the grid: a run at other epochs, batch or lr is
+# another point, never a finished one.
+KEY = ("dimension", "users", "m", "multiply", "epochs", "batch_size", "lr")
 MLP_METRICS = ("train_rmse", "test_rmse", "fresh_rmse")
 REFERENCE_METRICS = ("dot_test_rmse", "dot_fresh_rmse", "naive_test_rmse", "naive_fresh_rmse")
+# One row per point: the MLP's RMSEs as median, min and max over seeds (the paper reports a mean
+# of 5; a median of 3 is less moved by one bad seed), NMSEs and the references as medians.
+FIELDS = (
+    *KEY, "seeds", "params", "steps",
+    *(f"{metric}_{stat}" for metric in MLP_METRICS for stat in ("median", "min", "max")),
+    "test_nmse", "fresh_nmse", *REFERENCE_METRICS, "diverged", "seconds",
+)
 
 
 def int_list(name: str, text: str, minimum: int) -> tuple[int, ...]:
@@ -59,7 +63,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--dimensions", default="16,32,64")
     parser.add_argument("--ms", default="1,2,4", help="MLP multipliers m: hidden 2md, md, md/2")
     parser.add_argument("--users", default="1000,2000,4000", help="pool sizes (users = items)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1 per point (>= 1)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 0..S-1 per point (>= 1), trained side by side in one run")
     parser.add_argument("--epochs", type=int, default=32, help="passes over the training pairs")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -70,14 +75,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--no-figure", action="store_true", help="the tables only")
     parser.add_argument(
         "--report-only", action="store_true",
-        help="run nothing: rebuild rendle.csv and rendle.png from runs.csv",
+        help="run nothing: redraw rendle.png from rendle.csv and print the table",
     )
     return parser
 
 
 def plan(args) -> list[dict]:
-    """The grid's runs, smallest pools first and every seed of a pool size before the next size,
-    so that a grid stopped early has whole points, not a scatter of seeds."""
+    """The grid's points, smallest pools first, so that a grid stopped early has its cheap end."""
     dims = int_list("dimensions", args.dimensions, 1)
     ms = int_list("ms", args.ms, 1)
     users = int_list("users", args.users, 10)
@@ -86,9 +90,9 @@ def plan(args) -> list[dict]:
     if args.workers < 1 or args.threads < 1:
         raise ConfigError(f"workers and threads must be integers >= 1, got {args.workers}, {args.threads}")
     runs = [
-        {"dimension": d, "users": u, "m": m, "multiply": args.multiply, "seed": s,
-         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
-        for u, s, d, m in itertools.product(sorted(users), range(args.seeds), dims, ms)
+        {"dimension": d, "users": u, "m": m, "multiply": args.multiply, "epochs": args.epochs,
+         "batch_size": args.batch_size, "lr": args.lr, "seeds": args.seeds}
+        for u, d, m in itertools.product(sorted(users), dims, ms)
     ]
     for run in runs:
         trial_config(run)  # every bad setting is a usage error before the first run starts
@@ -103,12 +107,12 @@ def trial_config(run: dict):
     return TrialConfig(
         dimension=run["dimension"], hidden=hidden, depth=len(hidden), multiply=run["multiply"],
         data="pool", users=run["users"], epochs=run["epochs"], batch_size=run["batch_size"],
-        lr=run["lr"], seed=run["seed"],
+        lr=run["lr"], seed=0, seeds=run["seeds"],
     )
 
 
 def run_one(run: dict, threads: int) -> dict:
-    """One training run, in a worker process: the paper's numbers after the last epoch."""
+    """One point, in a worker process: the paper's numbers after the last epoch, over its seeds."""
     import torch
 
     from dotmlp.cli import quiet_lightning
@@ -122,22 +126,27 @@ def run_one(run: dict, threads: int) -> dict:
     config = config.replace(eval_every=config.steps)
     result = train(config, accelerator="cpu")
     row = {**run, "steps": result["steps"], "params": result["params"],
-           "diverged": result["diverged"], "seconds": round(result["seconds"], 1)}
-    for name in RESULT_FIELDS:
+           "diverged": int(result.get("diverged_replicas", 0)), "seconds": round(result["seconds"], 1)}
+    for metric in MLP_METRICS:  # the run reports the median as the metric itself
+        row[f"{metric}_median"] = result.get(metric, math.nan)
+        for stat in ("min", "max"):
+            row[f"{metric}_{stat}"] = result.get(f"{metric}_{stat}", math.nan)
+    for name in ("test_nmse", "fresh_nmse", *REFERENCE_METRICS):
         row[name] = result.get(name, math.nan)
     return row
 
 
-def read_runs(path: Path) -> list[dict]:
+def read_table(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
 
-def run_key(row: dict) -> tuple:
+def point_key(row: dict) -> tuple:
     return (int(row["dimension"]), int(row["users"]), int(row["m"]),
-            str(row["multiply"]) == "True", int(row["seed"]))
+            str(row["multiply"]) == "True", int(row["epochs"]), int(row["batch_size"]),
+            float(row["lr"]))
 
 
 def write_atomically(path: Path, write) -> None:
@@ -146,41 +155,29 @@ def write_atomically(path: Path, write) -> None:
     os.replace(partial, path)
 
 
-def write_csv(path: Path, rows: list[dict], fields) -> None:
+def write_table(path: Path, rows: list[dict]) -> None:
+    rows = sorted(rows, key=point_key)
+
     def write(target: Path) -> None:
         with target.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=list(FIELDS), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 
     write_atomically(path, write)
 
 
-def summarize(runs: list[dict]):
-    """One row per point: the MLP's RMSEs as median, min and max over seeds (the paper reports a
-    mean of 5; a median of 3 is less moved by one bad seed), the references as medians."""
+def load(rows: list[dict]):
+    """The table as a frame with its types (rows read back from the csv are strings)."""
     import pandas as pd
 
-    frame = pd.DataFrame(runs)
-    if frame.empty:
-        return frame
-    for column in frame.columns:  # rows read back from runs.csv are strings
-        if column in ("multiply", "diverged"):
+    frame = pd.DataFrame(rows, columns=list(FIELDS))
+    for column in frame.columns:
+        if column == "multiply":
             frame[column] = frame[column].astype(str) == "True"
         else:
             frame[column] = pd.to_numeric(frame[column])
-    groups = frame.groupby(list(POINT), sort=True)
-    table = groups.agg(seeds=("seed", "nunique"), params=("params", "first"),
-                       epochs=("epochs", "first"), steps=("steps", "first"))
-    for metric in MLP_METRICS:
-        table[f"{metric}_median"] = groups[metric].median()
-        table[f"{metric}_min"] = groups[metric].min()
-        table[f"{metric}_max"] = groups[metric].max()
-    for metric in ("test_nmse", "fresh_nmse", *REFERENCE_METRICS):
-        table[metric] = groups[metric].median()
-    table["diverged"] = groups["diverged"].sum()
-    table["seconds"] = groups["seconds"].sum()
-    return table.reset_index()
+    return frame
 
 
 def figure(table, path: Path) -> None:
@@ -253,13 +250,12 @@ def markdown(table) -> str:
 
 
 def report(out: Path, draw: bool) -> None:
-    runs = read_runs(out / "runs.csv")
-    table = summarize(runs)
-    if table.empty:
-        return
-    write_csv(out / "rendle.csv", table.round(5).to_dict("records"), table.columns)
-    if draw:
+    table = load(read_table(out / TABLE))
+    if draw and not table.empty:
         figure(table, out / "rendle.png")
+
+
+TABLE = "rendle.csv"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -276,27 +272,27 @@ def main(argv: list[str] | None = None) -> None:
         fail(parser.prog, f"out must be a writable folder, got {args.out!r} ({error.strerror})")
     if args.report_only:
         report(out, draw=not args.no_figure)
-        print(markdown(summarize(read_runs(out / "runs.csv"))))
+        print(markdown(load(read_table(out / TABLE))))
         return
-    done_rows = read_runs(out / "runs.csv")
-    done = {run_key(row) for row in done_rows}
-    todo = [run for run in runs if run_key(run) not in done]
-    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} already in {out / 'runs.csv'}",
-          flush=True)
+    rows = {point_key(row): row for row in read_table(out / TABLE)}
+    todo = [run for run in runs
+            if point_key(run) not in rows or int(rows[point_key(run)]["seeds"]) < run["seeds"]]
+    print(f"{len(runs)} points in the grid, {len(runs) - len(todo)} already in {out / TABLE} "
+          f"with {args.seeds}+ seeds", flush=True)
     started = time.perf_counter()
-    rows = list(done_rows)
     # spawn, not fork: a forked worker inherits whatever the driver has imported and started.
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(run_one, run, args.threads): run for run in todo}
         for future in as_completed(futures):
             row = future.result()
-            rows.append(row)
-            write_csv(out / "runs.csv", rows, RUN_FIELDS)
+            rows[point_key(row)] = row  # replaces a point run before with fewer seeds
+            write_table(out / TABLE, list(rows.values()))
             report(out, draw=not args.no_figure)
             print(f"[{time.perf_counter() - started:7.0f} s] d={row['dimension']} U={row['users']} "
-                  f"m={row['m']} multiply={row['multiply']} seed={row['seed']}: "
-                  f"train {row['train_rmse']:.4f} test {row['test_rmse']:.4f} "
-                  f"fresh {row['fresh_rmse']:.4f} (dot {row['dot_test_rmse']:.4f}) "
+                  f"m={row['m']} multiply={row['multiply']} seeds={row['seeds']}: "
+                  f"train {row['train_rmse_median']:.4f} test {row['test_rmse_median']:.4f} "
+                  f"({row['test_rmse_min']:.4f}-{row['test_rmse_max']:.4f}) "
+                  f"fresh {row['fresh_rmse_median']:.4f} (dot {row['dot_test_rmse']:.4f}) "
                   f"{row['seconds']} s", flush=True)
     report(out, draw=not args.no_figure)
 

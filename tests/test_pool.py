@@ -250,18 +250,23 @@ def test_rendle_script_writes_its_table_and_figure_and_resumes(run_cli, tmp_path
     assert proc.returncode == 0, proc.stderr
     import pandas as pd
 
-    runs = pd.read_csv(tmp_path / "runs.csv")
-    assert len(runs) == 4 and set(runs["users"]) == {10, 20}
     table = pd.read_csv(tmp_path / "rendle.csv")
-    assert list(table["seeds"]) == [2, 2]
+    assert list(table["users"]) == [10, 20] and list(table["seeds"]) == [2, 2]
     for column in ("test_rmse_median", "test_rmse_min", "test_rmse_max", "fresh_rmse_median",
                    "train_rmse_median", "dot_test_rmse", "naive_fresh_rmse"):
         assert table[column].notna().all(), column
     assert (table["test_rmse_min"] <= table["test_rmse_median"]).all()
+    assert (table["test_rmse_median"] <= table["test_rmse_max"]).all()
+    assert (table["test_rmse_min"] < table["test_rmse_max"]).all()  # two seeds, two pools
     assert (tmp_path / "rendle.png").stat().st_size > 10_000
     again = run_cli(*args, timeout=300)
-    assert again.returncode == 0 and "4 already in" in again.stdout
-    assert len(pd.read_csv(tmp_path / "runs.csv")) == 4  # nothing run twice
+    assert again.returncode == 0 and "2 already in" in again.stdout
+    assert pd.read_csv(tmp_path / "rendle.csv").equals(table)  # nothing run twice
+    # A third seed is a point not yet finished: run again (all three seeds), replacing its row.
+    more = run_cli(*args, "--users", "10", "--seeds", "3", timeout=300)  # the last option wins
+    assert more.returncode == 0, more.stderr
+    extended = pd.read_csv(tmp_path / "rendle.csv")
+    assert list(extended["seeds"]) == [3, 2] and len(extended) == 2
 
 
 def test_rendle_script_usage_error(run_cli, tmp_path):
