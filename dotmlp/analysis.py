@@ -28,6 +28,11 @@ CELLS_FILE = "cells.csv"
 CURVES_FILE = "curves.csv"
 CONFIG_COLUMNS = ["dimension", "multiply", "depth", "width", "lr"]
 CELL_COLUMNS = ["dimension", "multiply", "depth", "width"]
+# What a pool sweep's trial adds (Rendle et al.'s protocol): its pool size is a config column and
+# a cell's coordinate; its last result carries the paper's RMSEs.
+POOL_RESULTS = ("epochs_done", *(f"{split}_rmse{stat}" for split in ("test", "train", "fresh")
+                                  for stat in ("", "_min", "_max")),
+                "dot_test_rmse", "dot_fresh_rmse", "naive_test_rmse", "naive_fresh_rmse")
 # A cell still improving at the end of its budget is an upper bound on what its architecture
 # reaches, not its limit: budget-limited when the median NMSE fell by more than this fraction
 # over the last doubling of the budget (the ladder's last two evaluations).
@@ -68,10 +73,13 @@ def tune_trials(experiment_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         first_seed = last.get("config", {}).get("seed", 0)
         replicas = sorted((k for k in last if k.startswith("val_nmse_seed")),
                           key=lambda k: int(k.removeprefix("val_nmse_seed")))
+        pool = ({"users": trial.config["users"], **{key: last.get(key) for key in POOL_RESULTS}}
+                if "users" in trial.config else {})
         rows.append(
             {
                 "trial_id": trial.trial_id,
                 **{key: trial.config.get(key) for key in CONFIG_COLUMNS},
+                **pool,
                 "params": last.get("params"),
                 "seeds": seeds,
                 "first_seed": first_seed,
@@ -134,7 +142,10 @@ def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
 def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFrame:
     """One row per trial; a trial missing on either side keeps its row, flagged in `missing`."""
     settings = record["settings"]
-    max_steps, asha, rungs = settings["max_steps"], settings.get("asha", True), record["rungs"]
+    asha, rungs = settings.get("asha", True), record["rungs"]
+    # A pool sweep measures its budget in epochs (its trials' steps differ with their pool size).
+    pool = settings.get("data") == "pool"
+    time_attr, max_t = ("epochs_done", settings["epochs"]) if pool else ("steps", settings["max_steps"])
     table = tune_df.merge(runs, on="trial_id", how="outer", indicator=True, validate="1:1")
     table["missing"] = table.pop("_merge").map(
         {"both": "", "left_only": "mlflow run", "right_only": "tune trial"}
@@ -143,23 +154,38 @@ def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFram
         # Without its Tune trial a run's status is what the callback tagged it with, if anything.
         (row.mlflow_status_tag if isinstance(row.mlflow_status_tag, str) else "unfinished")
         if row.missing == "tune trial"
-        else trial_status({"diverged": row.diverged, "steps": row.steps}, max_steps,
-                          row.tune_status, asha)
+        else trial_status({"diverged": row.diverged, time_attr: getattr(row, time_attr)}, max_t,
+                          row.tune_status, asha, time_attr)
         for row in table.itertuples()
     ]
     # The rung a trial last passed: how far ASHA let it go (0 = stopped at the first rung).
-    table["rung"] = [int(np.searchsorted(rungs, steps, side="right")) - 1 if steps else -1
-                     for steps in table["steps"].fillna(0)]
+    table["rung"] = [int(np.searchsorted(rungs, done, side="right")) - 1 if done else -1
+                     for done in table[time_attr].fillna(0)]
     diverged = table["status"] == "diverged"
     table.loc[diverged, ["val_nmse", "val_nmse_min", "val_nmse_max"]] = np.nan
     table["budget_limited"] = still_improving(table) & ~diverged
-    order = ["trial_id", "run_id", *CONFIG_COLUMNS, "params", "seeds", "status", "rung", "steps",
-             "samples", "val_nmse", "val_nmse_min", "val_nmse_max", "val_nmse_seeds",
-             "val_nmse_previous", "steps_previous", "budget_limited", "val_mse", "val_r2",
-             "train_mse", "retries", "node_ip", "node_id", "train_seconds", "trial_seconds",
-             "tune_status", "mlflow_run_status", "mlflow_status_tag", "missing"]
-    return table[order].sort_values(["dimension", "multiply", "depth", "width", "lr"],
+    users = ["users"] if pool else []
+    order = ["trial_id", "run_id", "dimension", *users, *CONFIG_COLUMNS[1:], "params", "seeds",
+             "status", "rung", "steps", "samples", "val_nmse", "val_nmse_min", "val_nmse_max",
+             "val_nmse_seeds", "val_nmse_previous", "steps_previous", "budget_limited", "val_mse",
+             "val_r2", "train_mse", *(POOL_RESULTS if pool else ()), "retries", "node_ip",
+             "node_id", "train_seconds", "trial_seconds", "tune_status", "mlflow_run_status",
+             "mlflow_status_tag", "missing"]
+    return table[order].sort_values(["dimension", *users, "multiply", "depth", "width", "lr"],
                                     ignore_index=True)
+
+
+def task_columns(table: pd.DataFrame) -> list[str]:
+    """What a trial's task is: its dimension and flag, and in a pool sweep its pool size."""
+    return ["dimension", "multiply", *(["users"] if "users" in table else [])]
+
+
+def cell_columns(table: pd.DataFrame) -> list[str]:
+    return [*task_columns(table), "depth", "width"]
+
+
+def pool_results(table: pd.DataFrame) -> list[str]:
+    return [column for column in POOL_RESULTS if column in table]
 
 
 def still_improving(table: pd.DataFrame) -> pd.Series:
@@ -175,18 +201,17 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
     """One row per architecture cell: the learning rate whose median over seeds is lowest (pruned
     trials count at the budget they reached: an upper bound), how many learning rates and seeds
     stand behind it, and whether it was still improving at the end of its budget."""
+    keys = cell_columns(table)
+    columns = [*keys, "lr", "lrs", "trials", "seeds", "params", "steps", "samples", "val_nmse",
+               "val_nmse_min", "val_nmse_max", "budget_limited", "status", *pool_results(table)]
     usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
     if not len(usable):
-        return pd.DataFrame(columns=[*CELL_COLUMNS, "lr", "lrs", "trials", "seeds", "params",
-                                     "steps", "samples", "val_nmse", "val_nmse_min",
-                                     "val_nmse_max", "budget_limited", "status"])
+        return pd.DataFrame(columns=columns)
     usable = one_linear_cell(usable)
-    keys = CELL_COLUMNS
     best = usable.sort_values("val_nmse").groupby(keys, as_index=False).first()
     counts = usable.groupby(keys).agg(lrs=("lr", "nunique"), trials=("trial_id", "size"))
     best = best.merge(counts.reset_index(), on=keys)
-    return best[[*keys, "lr", "lrs", "trials", "seeds", "params", "steps", "samples", "val_nmse",
-                 "val_nmse_min", "val_nmse_max", "budget_limited", "status"]]
+    return best[columns]
 
 
 def one_linear_cell(frame: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +253,8 @@ def write_answer(results_dir, name: str, record: dict, figures: bool) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        if record["settings"].get("data") == "pool":
+            return  # the answer is the fresh regime's question; a pool sweep's is its RMSE table
         if record["settings"].get("cells"):
             answer.write_analysis(results_dir, name, figures=figures)
         else:
@@ -255,15 +282,16 @@ def grid_of(record: dict) -> dict:
 def summarize(table: pd.DataFrame, record: dict) -> dict:
     counts = table["status"].value_counts()
     rungs = record["rungs"]
+    unit = "epochs" if record["settings"].get("data") == "pool" else "steps"
     pruned = table[table["status"] == "pruned"]
     cell_table = cells(table)
-    best = cell_table.sort_values("val_nmse").groupby(["dimension", "multiply"], as_index=False).first()
+    best = cell_table.sort_values("val_nmse").groupby(task_columns(table), as_index=False).first()
     return {
         "trials": len(table),
         "status": {status: int(counts.get(status, 0)) for status in
                    ("completed", "pruned", "diverged", "errored", "unfinished")},
-        "pruned_at_rung": {f"rung {k} ({steps} steps)": int((pruned["rung"] == k).sum())
-                           for k, steps in enumerate(rungs)},
+        "pruned_at_rung": {f"rung {k} ({budget:g} {unit})": int((pruned["rung"] == k).sum())
+                           for k, budget in enumerate(rungs)},
         "cells": len(cell_table),
         "single_seed_cells": int((cell_table["seeds"] < 2).sum()),
         "few_lr_cells": int((cell_table["lrs"] < MIN_LEARNING_RATES).sum()),
@@ -273,8 +301,9 @@ def summarize(table: pd.DataFrame, record: dict) -> dict:
                                                           & (table["status"] == "unfinished")
                                                           & (table["steps"].fillna(0) == 0)),
                              ["trial_id", "missing"]].to_dict("records"),
-        "best": best[["dimension", "multiply", "depth", "width", "lr", "lrs", "params", "val_nmse",
-                      "val_nmse_min", "val_nmse_max", "budget_limited", "status"]]
+        "best": best[[*task_columns(table), "depth", "width", "lr", "lrs", "params", "val_nmse",
+                      "val_nmse_min", "val_nmse_max", "budget_limited", "status",
+                      *(["test_rmse", "dot_test_rmse"] if "users" in table else [])]]
         .to_dict("records"),
     }
 
@@ -302,11 +331,14 @@ def format_summary(summary: dict, out: Path) -> str:
                  "(flag = a*b fed as input; + still improving):")
     for row in summary["best"]:
         architecture = "linear" if row["depth"] == 0 else f"{row['depth']}x{row['width']}"
+        users = f" users={int(row['users']):>6}" if "users" in row else ""
+        rmse = (f" test RMSE {row['test_rmse']:.3f} (dot {row['dot_test_rmse']:.3f})"
+                if "test_rmse" in row else "")
         lines.append(
-            f"  d={row['dimension']:>3} flag={'on ' if row['multiply'] else 'off'} "
+            f"  d={row['dimension']:>3}{users} flag={'on ' if row['multiply'] else 'off'} "
             f"nmse={row['val_nmse']:.2e} [{row['val_nmse_min']:.1e}, {row['val_nmse_max']:.1e}]"
             f"{'+' if row['budget_limited'] else ' '} {architecture:>7} lr={row['lr']:.1e} "
-            f"({row['lrs']} lrs) params={int(row['params'])} ({row['status']})"
+            f"({row['lrs']} lrs) params={int(row['params'])} ({row['status']}){rmse}"
         )
     if "wall_seconds" in summary:
         lines.append(f"Wall time: {summary['wall_seconds']:.0f} s in all (Ray's start "
@@ -356,25 +388,30 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
     floor = 1e-8  # the colour scale's floor; the annotations keep the true value
     values = cell_table["val_nmse"].clip(lower=floor)
     norm = LogNorm(vmin=max(values.min(), floor), vmax=max(values.max(), 1.0)) if len(values) else None
+    # A pool sweep: a row of panels per dimension, a panel per pool size.
+    pools = sorted(cell_table["users"].dropna().unique()) if "users" in cell_table else [None]
+    panels = [(dimension, users) for dimension in dimensions for users in pools]
     figures = {}
     for multiply in sorted(grid["multiply"]):
-        columns = min(4, len(dimensions))
-        rows = math.ceil(len(dimensions) / columns)
+        columns = len(pools) if pools != [None] else min(4, len(dimensions))
+        rows = math.ceil(len(panels) / columns)
         fig = Figure(figsize=(4.2 * columns, 3.6 * rows), layout="constrained")
         axes = fig.subplots(rows, columns, squeeze=False)
-        for ax, dimension in zip(axes.flat, dimensions, strict=False):
+        for ax, (dimension, users) in zip(axes.flat, panels, strict=False):
             panel = cell_table[(cell_table["multiply"] == multiply)
                                & (cell_table["dimension"] == dimension)]
+            if users is not None:
+                panel = panel[panel["users"] == users]
             nmse, labels = cell_labels(panel, depths, widths)
             # cells with no trial stay NaN: drawn blank, not as zero
             sns.heatmap(nmse.clip(lower=floor), ax=ax, norm=norm, cmap="viridis", annot=labels,
                         fmt="", annot_kws={"fontsize": 8}, cbar=False, mask=nmse.isna(),
                         linewidths=0.5, linecolor="white",
                         xticklabels=["linear" if w == 0 else w for w in widths])
-            ax.set_title(f"d = {int(dimension)}")
+            ax.set_title(f"d = {int(dimension)}" + (f", {int(users):,} users" if users else ""))
             ax.set_xlabel("width")
             ax.set_ylabel("depth (0 = linear)")
-        for ax in list(axes.flat)[len(dimensions):]:
+        for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
         if norm is not None:
             fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(),
@@ -390,17 +427,23 @@ def frontier(table: pd.DataFrame) -> pd.DataFrame:
     reachable with at most N parameters (ties go to the smaller model; row order does not
     matter)."""
     usable = cells(table).dropna(subset=["val_nmse", "params"])
+    tasks = task_columns(usable)
     rows = []
-    for _, group in usable.groupby(["dimension", "multiply"]):
+    for _, group in usable.groupby(tasks):
         group = group.sort_values(["params", "val_nmse", "depth", "width"], kind="stable")
         best_before = group["val_nmse"].cummin().shift(fill_value=np.inf)
         rows.append(group[group["val_nmse"] < best_before])  # strictly better than every smaller
+    columns = [*tasks, "params", "best_val_nmse", "val_nmse_min", "val_nmse_max", "depth", "width"]
     if not rows:
-        return pd.DataFrame(columns=["dimension", "multiply", "params", "best_val_nmse",
-                                     "val_nmse_min", "val_nmse_max", "depth", "width"])
+        return pd.DataFrame(columns=columns)
     front = pd.concat(rows, ignore_index=True).rename(columns={"val_nmse": "best_val_nmse"})
-    return front[["dimension", "multiply", "params", "best_val_nmse", "val_nmse_min",
-                  "val_nmse_max", "depth", "width"]]
+    return front[columns]
+
+
+def task_label(row) -> str:
+    """'d = 16', or a pool sweep's 'd = 16, 4,000 users'."""
+    users = getattr(row, "users", None)
+    return f"d = {int(row.dimension)}" + (f", {int(users):,} users" if users and users == users else "")
 
 
 def frontier_figure(table: pd.DataFrame):
@@ -409,9 +452,10 @@ def frontier_figure(table: pd.DataFrame):
 
     front = frontier(table)
     # Dimensions as labels, not numbers: a numeric hue gets a continuous legend (15, 30, 45, …).
-    dimensions = [f"d = {d}" for d in sorted(front["dimension"].unique())]
-    front = front.assign(flag=front["multiply"].map({True: "a*b fed (flag on)", False: "flag off"}),
-                         d=front["dimension"].map(lambda d: f"d = {d}"))
+    front = front.sort_values(task_columns(front)).assign(
+        flag=front["multiply"].map({True: "a*b fed (flag on)", False: "flag off"}),
+        d=[task_label(row) for row in front.itertuples()])
+    dimensions = list(dict.fromkeys(front["d"]))
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
     palette = dict(zip(dimensions, sns.color_palette("viridis", len(dimensions)), strict=True))
@@ -432,6 +476,15 @@ def architecture_label(depth, width) -> str:
     return "linear" if depth == 0 else f"{int(depth)}x{int(width)}"
 
 
+def architecture_labels(frame: pd.DataFrame) -> list[str]:
+    """Each row's architecture, with its pool size in a pool sweep ('2x64, 4k users')."""
+    labels = [architecture_label(d, w) for d, w in zip(frame["depth"], frame["width"], strict=True)]
+    if "users" not in frame:
+        return labels
+    return [f"{label}, {users / 1000:g}k users" for label, users in zip(labels, frame["users"],
+                                                                        strict=True)]
+
+
 def learning_rate_figure(table: pd.DataFrame):
     """Final median NMSE against learning rate, one line per architecture, one panel per
     dimension and flag: is the learning rate right? (Pruned trials sit at a smaller budget.)"""
@@ -439,8 +492,7 @@ def learning_rate_figure(table: pd.DataFrame):
     from matplotlib.figure import Figure
 
     usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
-    usable = usable.assign(architecture=[architecture_label(d, w) for d, w in
-                                         zip(usable["depth"], usable["width"], strict=True)])
+    usable = usable.assign(architecture=architecture_labels(usable))
     dimensions = sorted(usable["dimension"].unique())
     flags = sorted(usable["multiply"].unique())
     fig = Figure(figsize=(2.6 * max(1, len(dimensions)), 2.8 * max(1, len(flags))),
@@ -469,11 +521,10 @@ def learning_curves_figure(table: pd.DataFrame, curves: pd.DataFrame, best: int 
     chosen = cells(table[table["multiply"] == False])  # noqa: E712 (a pandas mask)
     chosen = chosen.sort_values("val_nmse").groupby("dimension").head(best)
     usable = one_linear_cell(table[table["status"].isin(["completed", "pruned"])])
-    keys = CELL_COLUMNS + ["lr"]
+    keys = cell_columns(table) + ["lr"]
     trials = usable.merge(chosen[keys].astype(usable[keys].dtypes.to_dict()), on=keys)
-    data = curves.merge(trials[["trial_id", "dimension", "depth", "width"]], on="trial_id")
-    data = data.assign(architecture=[architecture_label(d, w) for d, w in
-                                     zip(data["depth"], data["width"], strict=True)])
+    trials = trials.assign(architecture=architecture_labels(trials))
+    data = curves.merge(trials[["trial_id", "dimension", "architecture"]], on="trial_id")
     dimensions = sorted(data["dimension"].unique())
     fig = Figure(figsize=(2.6 * max(1, len(dimensions)), 3.0), layout="constrained")
     axes = fig.subplots(1, max(1, len(dimensions)), squeeze=False, sharey=True)[0]
@@ -488,6 +539,42 @@ def learning_curves_figure(table: pd.DataFrame, curves: pd.DataFrame, best: int 
         ax.set(xscale="log", yscale="log", title=f"d = {dimension}", xlabel="training samples",
                ylabel="held-out NMSE (median, band: seeds)")
     fig.suptitle("Learning curves of each dimension's best architectures (flag off)", fontsize=9)
+    return fig
+
+
+def pool_figure(table: pd.DataFrame):
+    """A pool sweep's Rendle et al. Figure 3: test RMSE (against noisy ratings, on unseen pairs of
+    known users and items) against the pool size, one line per architecture at its best learning
+    rate (band: the seeds' range), with the exact dot product's and the naive predictor's (0)."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    cell_table = cells(table).dropna(subset=["test_rmse"])
+    cell_table = cell_table.assign(architecture=[architecture_label(d, w) for d, w in zip(
+        cell_table["depth"], cell_table["width"], strict=True)])
+    panels = sorted({(d, m) for d, m in zip(cell_table["dimension"], cell_table["multiply"],
+                                            strict=True)})
+    fig = Figure(figsize=(4.2 * max(1, len(panels)), 3.6), layout="constrained")
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False, sharey=True)[0]
+    for ax, (dimension, multiply) in zip(axes, panels, strict=False):
+        panel = cell_table[(cell_table["dimension"] == dimension)
+                           & (cell_table["multiply"] == multiply)].sort_values("users")
+        sns.lineplot(data=panel, x="users", y="test_rmse", hue="architecture", marker="o",
+                     estimator=None, errorbar=None, ax=ax)
+        for _, line in panel.groupby("architecture"):
+            ax.fill_between(line["users"], line["test_rmse_min"], line["test_rmse_max"], alpha=0.15)
+        references = panel.groupby("users")[["dot_test_rmse", "naive_test_rmse"]].median()
+        ax.plot(references.index, references["dot_test_rmse"], ":", color="black",
+                label="dot product")
+        ax.plot(references.index, references["naive_test_rmse"], "-.", color="gray",
+                label="naive: 0")
+        ax.set(xscale="log", xlabel="users (= items), 100 ratings per user", ylabel="test RMSE",
+               title=f"d = {dimension}, flag {'on' if multiply else 'off'}")
+        ax.set_xticks(references.index, [f"{users:,.0f}" for users in references.index])
+        ax.minorticks_off()
+        ax.legend(fontsize=7)
+    fig.suptitle("Rendle et al.'s protocol: test RMSE against the pool size (median over seeds, "
+                 "band: their range)", fontsize=9)
     return fig
 
 
@@ -506,6 +593,8 @@ def figures(table: pd.DataFrame, curves: pd.DataFrame, grid: dict | None = None)
                  "learning_rates": learning_rate_figure(table)}
         if len(curves):
             drawn["learning_curves"] = learning_curves_figure(table, curves)
+        if "test_rmse" in table:
+            drawn["pool_rmse"] = pool_figure(table)
     return drawn
 
 

@@ -10,6 +10,8 @@ TARGETS = ("dot", "cosine")
 DATA_REGIMES = ("fresh", "fixed", "pool")
 SCHEDULES = ("constant", "cosine")
 ASHA_GROUPS = ("task", "cell")
+# A sweep's regimes: the fixed regime's training-set size is not a sweep axis.
+SWEEP_DATA_REGIMES = ("fresh", "pool")
 # Lightning costs ~0.6 ms per training step on this CPU, most of a step of the sweep's smallest
 # nets; grouping up to 25 optimiser steps per Lightning step pays it once per group (25 divides the
 # default evaluation interval, 125 steps; 8 would give 5).
@@ -35,6 +37,20 @@ def pool_train_pairs(users: int, items_per_user: int = POOL_ITEMS_PER_USER) -> i
 
 def pool_test_pairs(users: int, items_per_user: int = POOL_ITEMS_PER_USER) -> int:
     return int(pool_pairs(users, items_per_user) * POOL_TEST_FRACTION)
+
+
+def epoch_steps(epochs: int, users: int, batch_size: int, reports: int = 0) -> int:
+    """Optimiser steps of `epochs` passes over a pool's training pairs, rounded up to a multiple of
+    2**(reports-1) so that every evaluation of a ×2 ladder falls on a whole step (and at or just
+    past its fraction of the epochs: ASHA's rungs in epochs are then reached, never missed)."""
+    steps = math.ceil(epochs * pool_train_pairs(users) / batch_size)
+    unit = 1 << max(reports - 1, 0)
+    return -(-steps // unit) * unit
+
+
+# Rendle et al.'s budget and batch: what a pool sweep trains unless told otherwise.
+POOL_EPOCHS = 32
+POOL_BATCH_SIZE = 256
 
 
 class ConfigError(ValueError):
@@ -90,12 +106,15 @@ class TrialConfig:
     def __post_init__(self) -> None:
         if self.hidden is not None:
             object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        self.validate()
         if self.epochs is not None:
-            # Derived once, here, so that everything downstream (Trainer, ASHA's time axis, the
-            # JSON) counts the budget in the same unit as every other trial: optimiser steps.
-            steps = math.ceil(self.epochs * pool_train_pairs(self.users) / self.batch_size)
+            # Derived once, here, so that everything downstream (Trainer, the ladder, the JSON)
+            # counts the budget in the same unit as every other trial: optimiser steps.
+            _int_at_least("batch_size", self.batch_size, 1)
+            _int_at_least("reports", self.reports, 0)
+            self._validate_pool()
+            steps = epoch_steps(self.epochs, self.users, self.batch_size, self.reports)
             object.__setattr__(self, "steps", steps)
+        self.validate()
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
@@ -250,6 +269,15 @@ class SweepSettings:
     the four lists above: a study puts its compute where the answer is decided (dotmlp.study)."""
     target: str = "dot"
     schedule: str = "constant"
+    data: str = "fresh"
+    """fresh: new vectors every step (the question's regime); pool: Rendle et al.'s finite users
+    and items with noisy ratings, the pool size (users) searched like any other axis."""
+    users: tuple[int, ...] = ()
+    """Pool sizes (users = items, 100 ratings per user) searched, with data pool."""
+    epochs: int | None = None
+    """A pool trial's budget in passes over its training pairs (POOL_EPOCHS, the paper's, when not
+    given): its steps follow from its pool size, and ASHA's time axis is epochs, so trials of
+    every pool size are judged at the same fraction of their budget."""
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
     """GPU share per trial; None: 0.25 where Ray sees a GPU, else 0."""
@@ -266,20 +294,35 @@ class SweepSettings:
             for name, index in (("dimensions", 0), ("multiply", 1), ("depths", 2), ("widths", 3)):
                 values = sorted({cell[index] for cell in cells if name != "widths" or cell[2] > 0})
                 object.__setattr__(self, name, tuple(values))
-        for name in ("dimensions", "depths", "widths", "multiply"):
+        for name in ("dimensions", "depths", "widths", "multiply", "users"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.data == "pool" and self.epochs is None:
+            object.__setattr__(self, "epochs", POOL_EPOCHS)
         self.validate()
 
     @property
-    def ladder(self) -> list[int]:
-        """The budgets (steps) at which every trial is evaluated, ×2 apart, lowest first."""
+    def time_attr(self) -> str:
+        """The result ASHA measures a trial's progress by: steps, or with data pool epochs (pool
+        trials of different sizes take different steps for the same passes over their data)."""
+        return "epochs_done" if self.data == "pool" else "steps"
+
+    @property
+    def max_t(self) -> int:
+        """The full budget in time_attr's unit."""
+        return self.epochs if self.data == "pool" else self.max_steps
+
+    @property
+    def ladder(self) -> list[float]:
+        """The budgets (time_attr) at which every trial is evaluated, ×2 apart, lowest first."""
+        if self.data == "pool":
+            return [self.epochs / 2**j for j in reversed(range(self.reports))]
         return [self.max_steps >> j for j in reversed(range(self.reports))]
 
     @property
-    def grace_period(self) -> int:
+    def grace_period(self) -> float:
         # On the ladder, so the first rung is decided at a report, not after it.
-        target = self.max_steps * self.grace_fraction
-        return min(self.ladder, key=lambda steps: abs(math.log(steps / target)))
+        target = self.max_t * self.grace_fraction
+        return min(self.ladder, key=lambda budget: abs(math.log(budget / target)))
 
     @property
     def learning_rates(self) -> list[float]:
@@ -318,6 +361,7 @@ class SweepSettings:
             raise ConfigError(f"lr range must have min <= max, got {self.lr_min} > {self.lr_max}")
         _one_of("target", self.target, TARGETS)
         _one_of("asha_per", self.asha_per, ASHA_GROUPS)
+        self._validate_pool()
         _one_of("schedule", self.schedule, SCHEDULES)
         if not (isinstance(self.cpus_per_trial, (int, float)) and self.cpus_per_trial > 0):
             raise ConfigError(f"cpus-per-trial must be a number > 0, got {self.cpus_per_trial!r}")
@@ -330,6 +374,23 @@ class SweepSettings:
                     f"gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus}"
                 )
 
+    def _validate_pool(self) -> None:
+        _one_of("data", self.data, SWEEP_DATA_REGIMES)
+        if self.data != "pool":
+            if self.users or self.epochs is not None:
+                raise ConfigError(f"users and epochs apply to data pool only, got data {self.data!r}")
+            return
+        if not self.users:
+            raise ConfigError(f"users must list pool sizes >= {POOL_MIN_USERS} with data pool")
+        for users in self.users:
+            _int_at_least("users", users, POOL_MIN_USERS)
+        _int_at_least("epochs", self.epochs, 1)
+        if self.cells is not None:
+            raise ConfigError("a preset's cells are for the fresh regime; data pool searches "
+                              "--depths and --widths")
+        if self.target != "dot":
+            raise ConfigError(f"data pool takes target dot only, got target {self.target!r}")
+
     def trial_settings(self) -> dict:
         """The settings every trial shares; Tune samples the rest."""
         return {
@@ -340,6 +401,8 @@ class SweepSettings:
             "schedule": self.schedule,
             "seed": self.seed,
             "seeds": self.seeds,
+            # A pool trial's users are sampled; its steps follow from them and the epochs.
+            **({"data": "pool", "epochs": self.epochs} if self.data == "pool" else {}),
         }
 
     def to_dict(self) -> dict:

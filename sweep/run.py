@@ -14,7 +14,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from dotmlp.cli import ArgumentParser, fail, int_list  # noqa: E402
-from dotmlp.config import ConfigError, SweepSettings  # noqa: E402
+from dotmlp.config import (  # noqa: E402
+    POOL_BATCH_SIZE,
+    POOL_EPOCHS,
+    POOL_MIN_USERS,
+    SWEEP_DATA_REGIMES,
+    ConfigError,
+    SweepSettings,
+)
 from dotmlp.study import PRESETS  # noqa: E402
 
 PROG = "python sweep/run.py"
@@ -27,7 +34,8 @@ def build_parser() -> ArgumentParser:
                    "--multiply pick among its cells, the other options given override its settings")
     p.add_argument("--num-samples", type=int, default=200, help="trials (>= 1)")
     p.add_argument("--max-steps", type=int, default=2048, help="full budget of a trial, in steps")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="samples per step (default 1024; 256, the paper's, with --data pool)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument(
         "--gpus-per-trial", type=float, default=None,
@@ -50,6 +58,14 @@ def build_parser() -> ArgumentParser:
                    help="learning rates MIN,MAX: every cell tries --lrs-per-cell of them, log-spaced")
     p.add_argument("--lrs-per-cell", type=int, default=3, help="learning rates tried on every cell")
     p.add_argument("--multiply", choices=("both", "on", "off"), default="both")
+    p.add_argument("--data", choices=SWEEP_DATA_REGIMES, default="fresh",
+                   help="fresh: new vectors every step; pool: Rendle et al.'s finite users and items "
+                   "with noisy ratings (--users, --epochs)")
+    p.add_argument("--users", default=None,
+                   help="with --data pool: pool sizes searched, e.g. 1000,4000,16000 (users = items)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"with --data pool: the budget in passes over the training pairs "
+                   f"(default {POOL_EPOCHS}); replaces --max-steps")
     p.add_argument("--reports", type=int, default=6,
                    help="evaluations per full budget, x2 apart (6: at 1/32, 1/16, ... 1 of it)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
@@ -62,6 +78,8 @@ def build_parser() -> ArgumentParser:
 
 def settings_from(args, given: set[str] = frozenset()) -> SweepSettings:
     """The command line's settings; with --preset, the preset's, and the options given over it."""
+    if args.data == "pool" and "max_steps" in given:
+        raise ConfigError("--max-steps does not apply to --data pool: its budget is --epochs")
     plain = command_line_settings(args)
     if not args.preset:
         return plain
@@ -94,10 +112,18 @@ def command_line_settings(args) -> SweepSettings:
     dims = int_list("dimensions", args.dimensions)
     depths = int_list("depths", args.depths, minimum=0)
     widths = int_list("widths", args.widths)
+    pool = args.data == "pool"
+    if pool and args.users is None:
+        raise ConfigError("data pool needs --users: the pool sizes to search, e.g. 1000,4000")
+    if not pool and (args.users is not None or args.epochs is not None):
+        raise ConfigError("--users and --epochs apply to --data pool only")
     return SweepSettings(
         num_samples=args.num_samples,
         max_steps=args.max_steps,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or (POOL_BATCH_SIZE if pool else 1024),
+        data=args.data,
+        users=int_list("users", args.users, minimum=POOL_MIN_USERS) if pool else (),
+        epochs=args.epochs,
         reports=args.reports,
         dimensions=dims,
         depths=depths,
@@ -129,6 +155,7 @@ SETTINGS_OPTIONS = {
     "widths": ("widths",), "lr_range": ("lr_min", "lr_max"), "lrs_per_cell": ("lrs_per_cell",),
     "multiply": ("multiply",), "no_asha": ("asha",), "seed": ("seed",), "seeds": ("seeds",),
     "cpus_per_trial": ("cpus_per_trial",), "gpus_per_trial": ("gpus_per_trial",),
+    "data": ("data",), "users": ("users",), "epochs": ("epochs",),
 }
 
 

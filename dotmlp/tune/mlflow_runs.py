@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 # Metrics sent to MLflow at every report (step = optimiser steps, the budget's unit).
 # val_nmse is the median over the trial's replicas; each replica's own curve is val_nmse_seed<S>.
 LOGGED_METRICS = ("val_nmse", "val_nmse_min", "val_nmse_max", "val_mse", "val_rmse", "val_r2",
-                  "train_mse", "samples", "diverged", "diverged_replicas")
+                  "train_mse", "samples", "diverged", "diverged_replicas",
+                  # a pool trial's: Rendle et al.'s RMSEs (against noisy ratings), the seeds' range
+                  # of the MLP's, the exact dot product's and the naive predictor's, and its epochs
+                  *(f"{split}_rmse{stat}" for split in ("train", "test", "fresh")
+                    for stat in ("", "_min", "_max")),
+                  "fresh_nmse", "dot_test_rmse", "dot_fresh_rmse", "naive_test_rmse",
+                  "naive_fresh_rmse", "epochs_done")
 REPLICA_METRIC_PREFIX = "val_nmse_seed"
 
 
@@ -36,13 +42,14 @@ class MLflowTrialRuns(Callback):
     """
 
     def __init__(self, uri: str, experiment: str, sweep_id: str, shared_params: dict,
-                 max_steps: int, asha: bool = True):
+                 max_t: float, asha: bool = True, time_attr: str = "steps"):
         self.uri = uri
         self.experiment = experiment
         self.sweep_id = sweep_id
         self.shared_params = shared_params
-        self.max_steps = max_steps
+        self.max_t = max_t
         self.asha = asha
+        self.time_attr = time_attr
         self._client = None
         self._experiment_id = None
         self._runs: dict[str, str] = {}
@@ -111,7 +118,10 @@ class MLflowTrialRuns(Callback):
         self.client.log_batch(self.run_id(trial), metrics=metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        status = trial_status(trial.last_result, self.max_steps, "TERMINATED", self.asha)
+        # Sweeps pickled before pool sweeps kept max_steps, and steps as their only time axis.
+        max_t = getattr(self, "max_t", getattr(self, "max_steps", None))
+        status = trial_status(trial.last_result, max_t, "TERMINATED", self.asha,
+                              getattr(self, "time_attr", "steps"))
         self._finish(trial, status, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -124,8 +134,10 @@ class MLflowTrialRuns(Callback):
 
 
 def run_name(config: dict) -> str:
-    """What a user scanning the MLflow UI wants to see: 'd16 off 2x256 lr3.2e-03'."""
+    """What a user scanning the MLflow UI wants to see: 'd16 off 2x256 lr3.2e-03' (and a pool's
+    size: 'd16 U4000 off 2x256 lr1.0e-03')."""
     flag = "on" if config.get("multiply") else "off"
     depth = config.get("depth")
     architecture = "linear" if depth == 0 else f"{depth}x{config.get('width')}"
-    return f"d{config.get('dimension')} {flag} {architecture} lr{config.get('lr', 0):.1e}"
+    users = f" U{config['users']}" if config.get("users") else ""
+    return f"d{config.get('dimension')}{users} {flag} {architecture} lr{config.get('lr', 0):.1e}"

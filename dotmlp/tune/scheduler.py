@@ -58,19 +58,23 @@ GROUPS = {"task": ("dimension", "multiply"), "cell": ("dimension", "multiply", "
 def make_scheduler(settings: SweepSettings) -> PerTaskASHA | None:
     if not settings.asha:
         return None  # Tune's FIFO scheduler: every trial runs its full budget
+    # A pool's size is part of the task: a larger pool is easier to generalise from (and its
+    # trials take more steps per epoch); its trials compete only with trials of the same pool.
+    users = ("users",) if settings.data == "pool" else ()
     return PerTaskASHA(
-        group_by=GROUPS[settings.asha_per],
-        time_attr="steps",
-        max_t=settings.max_steps,
+        group_by=GROUPS[settings.asha_per] + users,
+        time_attr=settings.time_attr,
+        max_t=settings.max_t,
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
     )
 
 
-def rung_milestones(settings: SweepSettings) -> list[int]:
-    """The budgets (steps) at which ASHA decides, lowest first, as ASHA's bracket computes them."""
+def rung_milestones(settings: SweepSettings) -> list[float]:
+    """The budgets (time_attr: steps, or epochs for a pool) at which ASHA decides, lowest first, as
+    ASHA's bracket computes them."""
     milestones, budget = [], settings.grace_period
-    while budget < settings.max_steps:
-        milestones.append(int(budget))
+    while budget < settings.max_t:
+        milestones.append(budget if settings.data == "pool" else int(budget))
         budget *= settings.reduction_factor
     return milestones

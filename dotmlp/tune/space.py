@@ -12,18 +12,22 @@ from dotmlp.config import SweepSettings
 
 
 def search_space(settings: SweepSettings) -> dict:
-    return {
+    space = {
         "dimension": tune.choice(list(settings.dimensions)),
         "depth": tune.choice(list(settings.depths)),
         "width": tune.choice(list(settings.widths)),
         "multiply": tune.choice(list(settings.multiply)),
         "lr": tune.loguniform(settings.lr_min, settings.lr_max),
     }
+    if settings.data == "pool":
+        space["users"] = tune.choice(list(settings.users))
+    return space
 
 
 def architecture_grid(settings: SweepSettings) -> list[dict]:
-    """Every (dimension, flag, depth, width) cell once; depth 0 has no width, so it is one cell.
-    A sweep that lists its cells explicitly (a study) gets those."""
+    """Every (dimension, flag, depth, width) cell once, and with data pool every cell at every pool
+    size (users); depth 0 has no width, so it is one cell. A sweep that lists its cells explicitly
+    (a study) gets those."""
     if settings.cells is not None:
         return [{"dimension": d, "multiply": m, "depth": depth, "width": w}
                 for d, m, depth, w in settings.cells]
@@ -35,6 +39,8 @@ def architecture_grid(settings: SweepSettings) -> list[dict]:
             cells.append(
                 {"dimension": dimension, "multiply": multiply, "depth": depth, "width": width}
             )
+    if settings.data == "pool":
+        return [{**cell, "users": users} for cell in cells for users in settings.users]
     return cells
 
 

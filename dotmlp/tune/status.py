@@ -21,13 +21,15 @@ def flag(value) -> bool:
 
 
 def trial_status(
-    result: dict | None, max_steps: int, tune_status: str = "TERMINATED", asha: bool = True
+    result: dict | None, max_t: float, tune_status: str = "TERMINATED", asha: bool = True,
+    time_attr: str = "steps",
 ) -> str:
+    """max_t: the full budget in time_attr's unit (steps, or epochs_done for a pool sweep)."""
     if tune_status == "ERROR":
         return "errored"
     if result and flag(result.get("diverged")):
         return "diverged"
-    if result and (result.get("steps") or 0) >= max_steps:
+    if result and (result.get(time_attr) or 0) >= max_t:
         return "completed"
     if tune_status == "TERMINATED" and asha:
         return "pruned"

@@ -37,11 +37,11 @@ def make_tuner(
     max_failures: int = 2,
     verbose: int = 1,
 ) -> Tuner:
-    runs = MLflowTrialRuns(
-        mlflow_uri, name, sweep_id, settings.trial_settings(), settings.max_steps, settings.asha
-    )
+    runs = MLflowTrialRuns(mlflow_uri, name, sweep_id, settings.trial_settings(), settings.max_t,
+                           settings.asha, settings.time_attr)
+    users = ["users"] if settings.data == "pool" else []
     reporter = tune.CLIReporter(
-        parameter_columns=["dimension", "multiply", "depth", "width", "lr"],
+        parameter_columns=["dimension", *users, "multiply", "depth", "width", "lr"],
         metric_columns=["steps", METRIC, "diverged"],
         max_report_frequency=30,
     )
