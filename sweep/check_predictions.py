@@ -38,6 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
+from dotmlp import scaling  # noqa: E402
 from dotmlp.analysis import cells, write_csv  # noqa: E402
 from dotmlp.cli import ArgumentParser, fail, int_list  # noqa: E402
 from dotmlp.config import ConfigError  # noqa: E402
@@ -61,7 +62,8 @@ COLUMNS = ["dimension", "multiply", "threshold", "predicted_params", "predicted_
            # extras
            "status", "params", "samples", "seeds", "seed", "form", "determined", "law_from",
            "lr_from", "beyond_trained",
-           "max_params_trained", "max_samples_trained", "estimated_seconds", "seconds", "device"]
+           "max_params_trained", "max_samples_trained", "estimated_seconds", "seconds", "device",
+           "current_fit"]
 
 
 def build_parser() -> ArgumentParser:
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         table[column] = pd.array(pd.to_numeric(table[column]).round(), dtype="Int64")
     out = Path(args.out) if args.out else fit_path.parent / PREDICTIONS_FILE
     if not args.dry_run:
-        write_csv(_merged(out, table), out)
+        write_csv(mark_current(_merged(out, table), fit_path.parent / scaling.PREDICTIONS_FILE), out)
         print(f"Written: {out}")
     if args.json:
         print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in
@@ -303,6 +305,18 @@ def _settings(results_dir, name) -> dict:
 
     path = record.path(results_dir, name)
     return json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
+
+
+def mark_current(table: pd.DataFrame, predicted: Path) -> pd.DataFrame:
+    """current_fit: whether a row trained the architecture the fit beside it recommends now
+    (predicted.csv); the file keeps the checks of earlier fits too, and this tells them apart."""
+    if not predicted.exists():
+        return table.assign(current_fit=pd.NA)
+    law = pd.read_csv(predicted)
+    law["multiply"] = law["multiply"].astype(str).str.lower().eq("true")
+    recommended = {(int(r.dimension), bool(r.multiply), float(r.threshold), str(r.architecture))
+                   for r in law.itertuples() if isinstance(r.architecture, str)}
+    return table.assign(current_fit=[key[:4] in recommended for key in _keys(table)])
 
 
 def _merged(path: Path, table: pd.DataFrame) -> pd.DataFrame:
