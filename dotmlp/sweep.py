@@ -386,5 +386,8 @@ def unfinished_trials(experiment_path: str) -> int:
     runs those again from their last checkpoint). None: nothing to resume."""
     from ray.tune import ExperimentAnalysis
 
+    # Trials that never started have no results: Tune warns once per trial (a line for each of
+    # the hundreds an interrupted sweep leaves), about what this count already says.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trials = ExperimentAnalysis(experiment_path).trials
     return sum(trial.status != "TERMINATED" for trial in trials)

@@ -113,3 +113,16 @@ def test_law_for_dimension_interpolates_between_fits():
     assert "interpolated" in middle["note"] and "extrapolated" in scaling.law_for_dimension(fit, 16)["note"]
     assert scaling.law_for_dimension(fit, 2)["interpolated"] is False
     assert scaling.law_for_dimension(fit.iloc[:1], 4) is None
+
+
+def test_checks_of_the_current_fit_are_told_from_those_of_earlier_fits(tmp_path):
+    from sweep.check_predictions import mark_current
+
+    pd.DataFrame({"dimension": [8, 8], "multiply": [False, False], "threshold": [0.01, 0.01],
+                  "architecture": ["2x46", None]}).to_csv(tmp_path / "predicted.csv", index=False)
+    checks = pd.DataFrame({"dimension": [8, 8, 8], "multiply": [False, False, True],
+                           "threshold": [0.01, 0.01, 0.01], "architecture": ["2x46", "2x22", "2x46"],
+                           "steps": [3000, 7425, 3000]})
+    marked = mark_current(checks, tmp_path / "predicted.csv")
+    assert list(marked["current_fit"]) == [True, False, False]  # earlier fit's; other flag
+    assert mark_current(checks, tmp_path / "missing.csv")["current_fit"].isna().all()
