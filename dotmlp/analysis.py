@@ -563,6 +563,9 @@ def pool_figure(table: pd.DataFrame):
                      estimator=None, errorbar=None, ax=ax)
         for _, line in panel.groupby("architecture"):
             ax.fill_between(line["users"], line["test_rmse_min"], line["test_rmse_max"], alpha=0.15)
+        stopped = panel[panel["status"] == "pruned"]  # at the epochs ASHA let it reach: a bound
+        ax.scatter(stopped["users"], stopped["test_rmse"], s=40, facecolors="white",
+                   edgecolors="black", linewidths=0.8, zorder=3)
         references = panel.groupby("users")[["dot_test_rmse", "naive_test_rmse"]].median()
         ax.plot(references.index, references["dot_test_rmse"], ":", color="black",
                 label="dot product")
@@ -574,7 +577,7 @@ def pool_figure(table: pd.DataFrame):
         ax.minorticks_off()
         ax.legend(fontsize=7)
     fig.suptitle("Rendle et al.'s protocol: test RMSE against the pool size (median over seeds, "
-                 "band: their range)", fontsize=9)
+                 "band: their range; hollow: stopped by ASHA early, an upper bound)", fontsize=9)
     return fig
 
 
