@@ -141,11 +141,10 @@ def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- the table
 def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFrame:
     """One row per trial; a trial missing on either side keeps its row, flagged in `missing`."""
-    settings = record["settings"]
-    asha, rungs = settings.get("asha", True), record["rungs"]
+    settings = sweep_record.settings(record)
+    asha, rungs = settings.asha, record["rungs"]
     # A pool sweep measures its budget in epochs (its trials' steps differ with their pool size).
-    pool = settings.get("data") == "pool"
-    time_attr, max_t = ("epochs_done", settings["epochs"]) if pool else ("steps", settings["max_steps"])
+    pool, time_attr, max_t = settings.data == "pool", settings.time_attr, settings.max_t
     table = tune_df.merge(runs, on="trial_id", how="outer", indicator=True, validate="1:1")
     table["missing"] = table.pop("_merge").map(
         {"both": "", "left_only": "mlflow run", "right_only": "tune trial"}
@@ -282,7 +281,7 @@ def grid_of(record: dict) -> dict:
 def summarize(table: pd.DataFrame, record: dict) -> dict:
     counts = table["status"].value_counts()
     rungs = record["rungs"]
-    unit = "epochs" if record["settings"].get("data") == "pool" else "steps"
+    unit = "epochs" if sweep_record.settings(record).data == "pool" else "steps"
     pruned = table[table["status"] == "pruned"]
     cell_table = cells(table)
     best = cell_table.sort_values("val_nmse").groupby(task_columns(table), as_index=False).first()
