@@ -78,15 +78,16 @@ def study_cpu_long() -> dict:
 
 def study_cpu_capacity() -> dict:
     """The fit's missing capacity points: depth-2 nets below study-cpu's smallest budget, trained
-    to 3.4 x 10^7 samples (32,768 steps) at d = 4, 8 and 16, so that they flatten at what their
-    size can represent. Without them the capacity term A·N^-α of d >= 8 was fitted on nets that
+    to 3.4 x 10^7 samples (32,768 steps) at d = 1, 2, 4, 8 and 16, so that they flatten at what
+    their size can represent. Without them the capacity term A·N^-α of d >= 8 was fitted on nets that
     were all still data-limited (α at its bound, "not determined"), and the law's pick for 1e-2 at
     d = 8, 2 x 22 trained on 7.6M samples, measured 4.4x its prediction: a net that small had
     never been trained long. Budgets ×2 apart below study-cpu's smallest for each dimension
-    (1,000, 4,000, 8,000 parameters there); the nets are small, so the whole preset costs about
-    20 minutes on two free cores. ASHA per cell, as study-cpu-long: a small net trained long is
+    (250, 500, 1,000, 4,000, 8,000 parameters there); the nets are small, so the whole preset costs
+    about 20 minutes on two free cores (d = 4 to 16; d = 1 and 2 were added later and run as a sweep
+    of their own, `--dimensions 1,2`, so the first sweep's record stays what it ran). ASHA per cell, as study-cpu-long: a small net trained long is
     the point, not a loser."""
-    budgets = {4: (250, 500), 8: (500, 1_000, 2_000), 16: (1_000, 2_000, 4_000)}
+    budgets = {1: (62, 125), 2: (125, 250), 4: (250, 500), 8: (500, 1_000, 2_000), 16: (1_000, 2_000, 4_000)}
     cells = [c for d, sizes in budgets.items() for c in iso_parameter_cells(d, sizes, depths=(2,))]
     return dict(cells=tuple(cells), max_steps=32768, reports=10, lr_min=1e-3, lr_max=1e-2,
                 lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), asha_per="cell")
