@@ -78,9 +78,10 @@ notebook: install
 results-notebook: install
 	$(VENV)/bin/python -m dotmlp.notebook execute
 
+# --durations: CI's log then names the slowest tests, the ones to look at when the suite grows.
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (real sweeps, the multi-node cluster, executing the notebook);
 # the offline cluster-config tests (marked distributed, not slow) are in.

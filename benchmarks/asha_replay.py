@@ -48,17 +48,34 @@ def load(full_dir: Path, name: str = "full") -> tuple[pd.DataFrame, dict[str, di
     return table.sort_values("order").reset_index(drop=True), curves
 
 
+def best_so_far(curves: dict) -> dict:
+    """Each curve as its running minimum: what a rung sees when ASHA judges a trial by the best
+    median it has reached, not by its latest one (a spike of Adam at a high learning rate that
+    lands on a rung then does not stop a trial that was, and will be again, the best)."""
+    out = {}
+    for run, curve in curves.items():
+        best, out[run] = math.inf, {}
+        for step in sorted(curve):
+            best = min(best, curve[step]) if not math.isnan(curve[step]) else best
+            out[run][step] = curve[step] if math.isinf(best) else best
+    return out
+
+
 def replay(
     table: pd.DataFrame, curves: dict, grace: int, reduction: int, slots: int,
-    exempt_depths: tuple[int, ...] = (0,),
+    exempt_depths: tuple[int, ...] = (0,), group_by: tuple[str, ...] = ("dimension", "multiply"),
+    judged: dict | None = None,
 ) -> pd.Series:
-    """The step at which each trial ends under ASHA (max_steps where it is not stopped)."""
+    """The step at which each trial ends under ASHA (max_steps where it is not stopped). ASHA's
+    tasks are `group_by`; it judges the values of `judged` (default: the curves themselves)."""
     max_steps = int(table["steps"].max())
-    scheduler = PerTaskASHA(time_attr="steps", metric=METRIC, mode="min", max_t=max_steps,
-                            grace_period=grace, reduction_factor=reduction,
+    judged = curves if judged is None else judged
+    scheduler = PerTaskASHA(group_by=group_by, time_attr="steps", metric=METRIC, mode="min",
+                            max_t=max_steps, grace_period=grace, reduction_factor=reduction,
                             exempt_depths=exempt_depths)
-    trials = [Trial("replay", config={k: row[k] for k in ("dimension", "multiply", "depth")},
-                    stub=True) for _, row in table.iterrows()]
+    keys = sorted({"dimension", "multiply", "depth", *group_by})
+    trials = [Trial("replay", config={k: row[k] for k in keys}, stub=True)
+              for _, row in table.iterrows()]
     seconds_per_step = (table["train_seconds"] / table["steps"]).tolist()
     ended = [max_steps] * len(table)
     events: list[tuple[float, int, int]] = []  # (time, trial, step of its next report)
@@ -78,7 +95,7 @@ def replay(
         now, i, step = heapq.heappop(events)
         if i in stopped:
             continue
-        result = {"steps": step, METRIC: curves[table["run_id"][i]][step]}
+        result = {"steps": step, METRIC: judged[table["run_id"][i]][step]}
         if step >= max_steps:
             scheduler.on_trial_complete(None, trials[i], result)
             start(now)
@@ -124,7 +141,8 @@ def figures(table: pd.DataFrame, curves: dict, ended: pd.Series) -> dict:
     compared = compare(asha, table)
     return {"samples_ratio": float(asha["samples"].sum() / table["samples"].sum()),
             **{k: compared[k] for k in ("compute_ratio_flops", "compute_ratio_seconds",
-                                        "tasks_within_10_percent", "tasks",
+                                        "tasks_within_10_percent", "tasks_within_seeds_range",
+                                        "tasks",
                                         "best_ratio_per_task_worst")}}
 
 
@@ -140,6 +158,12 @@ def main(argv=None) -> dict:
                         help="let ASHA stop linear models too (the sweep never does)")
     parser.add_argument("--synchronous", action="store_true",
                         help="also replay synchronous successive halving with the same rungs")
+    parser.add_argument("--judge", choices=("latest", "best"), default="latest",
+                        help="what a rung compares: each trial's latest median (the sweep's "
+                        "ASHA), or the best it has reached so far")
+    parser.add_argument("--per", choices=("task", "task-lr"), default="task",
+                        help="ASHA's groups: per (dimension, flag), or per (dimension, flag, lr): "
+                        "architectures compete only at one learning rate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not (args.full_dir / args.name / analysis.TABLE_FILE).is_file():
@@ -152,11 +176,14 @@ def main(argv=None) -> dict:
     table, curves = load(args.full_dir, args.name)
     interval = min(min(steps) for steps in curves.values())  # the sweep's evaluation interval
     exempt = () if args.prune_linear else (0,)
+    group_by = ("dimension", "multiply") + (("lr",) if args.per == "task-lr" else ())
+    judged = best_so_far(curves) if args.judge == "best" else curves
     rows = []
     for fraction, reduction in itertools.product(graces, reductions):
         # As SweepSettings.grace_period: a whole number of evaluation intervals.
         grace = interval * max(1, round(table["steps"].max() * fraction / interval))
-        schedules = {"asha": replay(table, curves, grace, reduction, args.slots, exempt)}
+        schedules = {"asha": replay(table, curves, grace, reduction, args.slots, exempt, group_by,
+                                    judged)}
         if args.synchronous:
             schedules["synchronous"] = successive_halving(table, curves, grace, reduction, exempt)
         for schedule, ended in schedules.items():
@@ -168,8 +195,10 @@ def main(argv=None) -> dict:
                       f"{r['compute_ratio_flops']:.3f} (samples × params), "
                       f"{r['compute_ratio_seconds']:.3f} (seconds), {r['samples_ratio']:.3f} (samples); "
                       f"best within 10 % in {r['tasks_within_10_percent']}/{r['tasks']} tasks, "
+                      f"within the seeds' range in {r['tasks_within_seeds_range']}, "
                       f"worst ratio {r['best_ratio_per_task_worst']:.3g}")
-    result = {"trials": len(table), "slots": args.slots, "settings": rows}
+    result = {"trials": len(table), "slots": args.slots, "judge": args.judge, "per": args.per,
+              "settings": rows}
     if args.json:
         print(json.dumps(result))
     return result

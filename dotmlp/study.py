@@ -84,10 +84,11 @@ def study_cpu_capacity() -> dict:
     d = 8, 2 x 22 trained on 7.6M samples, measured 4.4x its prediction: a net that small had
     never been trained long. Budgets ×2 apart below study-cpu's smallest for each dimension
     (250, 500, 1,000, 4,000, 8,000 parameters there); the nets are small, so the whole preset costs
-    about 20 minutes on two free cores (d = 4 to 16; d = 1 and 2 were added later and run as a sweep
-    of their own, `--dimensions 1,2`, so the first sweep's record stays what it ran). ASHA per cell, as study-cpu-long: a small net trained long is
-    the point, not a loser."""
-    budgets = {1: (62, 125), 2: (125, 250), 4: (250, 500), 8: (500, 1_000, 2_000), 16: (1_000, 2_000, 4_000)}
+    about 20 minutes on two free cores for d = 4 to 16, 6 for d = 1 and 2 (added later and run as a
+    sweep of their own, `--dimensions 1,2`: the first sweep's record stays what it ran). ASHA per
+    cell, as study-cpu-long: a small net trained long is the point, not a loser."""
+    budgets = {1: (62, 125), 2: (125, 250), 4: (250, 500), 8: (500, 1_000, 2_000),
+               16: (1_000, 2_000, 4_000)}
     cells = [c for d, sizes in budgets.items() for c in iso_parameter_cells(d, sizes, depths=(2,))]
     return dict(cells=tuple(cells), max_steps=32768, reports=10, lr_min=1e-3, lr_max=1e-2,
                 lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), asha_per="cell")

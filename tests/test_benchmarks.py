@@ -132,6 +132,24 @@ def test_asha_replay_needs_a_full_budget_sweep(run_cli, tmp_path):
     assert proc.returncode == 2 and "no trials.csv" in proc.stderr
 
 
+def test_judging_by_the_best_so_far_ignores_a_spike_at_a_rung():
+    from benchmarks.asha_replay import best_so_far, replay
+
+    # Two MLPs of one task, rung at 4 steps with factor 2: "spiky" is the better one except at the
+    # rung itself (Adam's spike at a high learning rate), where it is worse than "steady".
+    curves = {"spiky": {2: 0.01, 4: 0.30, 8: 0.005}, "steady": {2: 0.2, 4: 0.1, 8: 0.05}}
+    assert best_so_far(curves)["spiky"] == {2: 0.01, 4: 0.01, 8: 0.005}
+    table = pd.DataFrame({"run_id": ["steady", "spiky"], "dimension": 2, "multiply": False,
+                          "depth": 1, "lr": [1e-3, 1e-2], "steps": 8, "train_seconds": 1.0})
+    latest = replay(table, curves, grace=4, reduction=2, slots=1)
+    best = replay(table, curves, grace=4, reduction=2, slots=1, judged=best_so_far(curves))
+    assert latest.tolist() == [8, 4]  # judged at its spike, the better trial is stopped
+    assert best.tolist() == [8, 8]  # by its best so far it goes on (and steady, first, was unopposed)
+    per_lr = replay(table, curves, grace=4, reduction=2, slots=1,
+                    group_by=("dimension", "multiply", "lr"))
+    assert per_lr.tolist() == [8, 8]  # alone at its learning rate, nothing competes with it
+
+
 @pytest.fixture(scope="module")
 def full_budget_sweep(run_cli, tmp_path_factory):
     """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task."""
