@@ -49,7 +49,8 @@ def compare(asha: pd.DataFrame, full: pd.DataFrame) -> dict:
     seeds_range = {}
     if "val_nmse_max" in full:
         upper = best["full"]["val_nmse_max"].fillna(best["full"]["val_nmse"])
-        seeds_range = {"tasks_within_seeds_range": int((best["asha"]["val_nmse"] <= upper).sum())}
+        # .le aligns the tasks (each side lists them in its own order of best NMSE).
+        seeds_range = {"tasks_within_seeds_range": int(best["asha"]["val_nmse"].le(upper).sum())}
     return {
         "compute_ratio_seconds": compute(asha)["train_seconds"] / compute(full)["train_seconds"],
         "compute_ratio_flops": compute(asha)["samples_x_params"] / compute(full)["samples_x_params"],

@@ -125,6 +125,9 @@ def test_asha_matches_a_task_when_its_best_is_within_the_full_bests_seeds_range(
     assert result["tasks"] == 2 and result["tasks_within_seeds_range"] == 1
     assert result["tasks_within_10_percent"] == 0  # 1.2x and 1.5x
     assert result["compute_ratio_flops"] == pytest.approx(150 / 300)
+    # The tasks in another order on one side (each lists its bests by NMSE): the same counts.
+    asha.loc[2, "val_nmse"] = 1e-4  # d = 2 now ASHA's best overall, listed first; within range
+    assert compare(asha, full)["tasks_within_seeds_range"] == 2
 
 
 def test_asha_replay_needs_a_full_budget_sweep(run_cli, tmp_path):

@@ -32,11 +32,13 @@ def role(cluster, worker) -> dict:
 
 def sweep_args(results, name, address, samples=6, steps=1024):
     # Trials of a few seconds each (width 256, no ASHA), so that the worker still holds running
-    # trials when the first trial has finished and the node is removed.
+    # trials when the first trial has finished and the node is removed. One seed per trial: what
+    # is tested is where trials run and what a lost node does to them, not the replicas (a third
+    # of the compute of the default three).
     return ["sweep/run.py", "--num-samples", str(samples), "--max-steps", str(steps),
             "--reports", "8", "--dimensions", "2,4,8", "--depths", "2,4", "--widths", "256",
-            "--multiply", "off", "--no-asha", "--address", address, "--results-dir", str(results),
-            "--name", name]
+            "--multiply", "off", "--seeds", "1", "--no-asha", "--no-figures", "--address", address,
+            "--results-dir", str(results), "--name", name]
 
 
 def test_trials_spread_over_the_nodes(cluster, run_cli, tmp_path):
