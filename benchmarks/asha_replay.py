@@ -64,12 +64,11 @@ def best_so_far(curves: dict) -> dict:
 def replay(
     table: pd.DataFrame, curves: dict, grace: int, reduction: int, slots: int,
     exempt_depths: tuple[int, ...] = (0,), group_by: tuple[str, ...] = ("dimension", "multiply"),
-    judged: dict | None = None,
 ) -> pd.Series:
-    """The step at which each trial ends under ASHA (max_steps where it is not stopped). ASHA's
-    tasks are `group_by`; it judges the values of `judged` (default: the curves themselves)."""
+    """The step at which each trial ends under ASHA (max_steps where it is not stopped), judging
+    the values of `curves` (the recorded ones, or best_so_far of them); ASHA's tasks are
+    `group_by`."""
     max_steps = int(table["steps"].max())
-    judged = curves if judged is None else judged
     scheduler = PerTaskASHA(group_by=group_by, time_attr="steps", metric=METRIC, mode="min",
                             max_t=max_steps, grace_period=grace, reduction_factor=reduction,
                             exempt_depths=exempt_depths)
@@ -95,7 +94,7 @@ def replay(
         now, i, step = heapq.heappop(events)
         if i in stopped:
             continue
-        result = {"steps": step, METRIC: judged[table["run_id"][i]][step]}
+        result = {"steps": step, METRIC: curves[table["run_id"][i]][step]}
         if step >= max_steps:
             scheduler.on_trial_complete(None, trials[i], result)
             start(now)
@@ -182,8 +181,7 @@ def main(argv=None) -> dict:
     for fraction, reduction in itertools.product(graces, reductions):
         # As SweepSettings.grace_period: a whole number of evaluation intervals.
         grace = interval * max(1, round(table["steps"].max() * fraction / interval))
-        schedules = {"asha": replay(table, curves, grace, reduction, args.slots, exempt, group_by,
-                                    judged)}
+        schedules = {"asha": replay(table, judged, grace, reduction, args.slots, exempt, group_by)}
         if args.synchronous:
             schedules["synchronous"] = successive_halving(table, curves, grace, reduction, exempt)
         for schedule, ended in schedules.items():

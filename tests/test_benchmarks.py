@@ -145,7 +145,7 @@ def test_judging_by_the_best_so_far_ignores_a_spike_at_a_rung():
     table = pd.DataFrame({"run_id": ["steady", "spiky"], "dimension": 2, "multiply": False,
                           "depth": 1, "lr": [1e-3, 1e-2], "steps": 8, "train_seconds": 1.0})
     latest = replay(table, curves, grace=4, reduction=2, slots=1)
-    best = replay(table, curves, grace=4, reduction=2, slots=1, judged=best_so_far(curves))
+    best = replay(table, best_so_far(curves), grace=4, reduction=2, slots=1)
     assert latest.tolist() == [8, 4]  # judged at its spike, the better trial is stopped
     assert best.tolist() == [8, 8]  # by its best so far it goes on (and steady, first, was unopposed)
     per_lr = replay(table, curves, grace=4, reduction=2, slots=1,
