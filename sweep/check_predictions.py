@@ -136,6 +136,11 @@ def nearest_cell_lr(cell_table: pd.DataFrame, dimension: int, multiply: bool, pa
             f"{int(cell['depth'])}x{int(cell['width'])}{at} ({int(cell['params'])} params)")
 
 
+def steps_for(samples: float, batch_size: int) -> int:
+    """The steps trained for the samples the law asks: rounded up to a multiple of STEP_MULTIPLE."""
+    return STEP_MULTIPLE * math.ceil(samples / batch_size / STEP_MULTIPLE)
+
+
 def plan(fit: pd.DataFrame, cell_table: pd.DataFrame, dimensions, threshold: float,
          multiply: bool, depth: int, batch_size: int, width: int | None = None,
          steps: int | None = None) -> list[dict]:
@@ -173,8 +178,7 @@ def plan(fit: pd.DataFrame, cell_table: pd.DataFrame, dimensions, threshold: flo
                 rows.append({**row, "architecture": architecture["architecture"],
                              "status": "unreachable by the law at this width"})
                 continue
-        trained_steps = (steps if steps is not None
-                         else STEP_MULTIPLE * math.ceil(samples_wanted / batch_size / STEP_MULTIPLE))
+        trained_steps = steps if steps is not None else steps_for(samples_wanted, batch_size)
         samples = trained_steps * batch_size
         lr, lr_from = nearest_cell_lr(cell_table, dimension, multiply,
                                       architecture["architecture_params"], depth)
@@ -271,7 +275,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         table[column] = pd.array(pd.to_numeric(table[column]).round(), dtype="Int64")
     out = Path(args.out) if args.out else fit_path.parent / PREDICTIONS_FILE
     if not args.dry_run:
-        write_csv(mark_current(_merged(out, table), fit_path.parent / scaling.PREDICTIONS_FILE), out)
+        write_csv(mark_current(_merged(out, table), fit_path.parent / scaling.PREDICTIONS_FILE,
+                               batch_size), out)
         print(f"Written: {out}")
     if args.json:
         print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in
@@ -307,16 +312,18 @@ def _settings(results_dir, name) -> dict:
     return json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
 
 
-def mark_current(table: pd.DataFrame, predicted: Path) -> pd.DataFrame:
-    """current_fit: whether a row trained the architecture the fit beside it recommends now
-    (predicted.csv); the file keeps the checks of earlier fits too, and this tells them apart."""
+def mark_current(table: pd.DataFrame, predicted: Path, batch_size: int = 1024) -> pd.DataFrame:
+    """current_fit: whether a row trained the architecture and the steps the fit beside it
+    recommends now (predicted.csv); the file keeps the checks of earlier fits too, and this tells
+    them apart (a refit that moves only the samples makes an older check of the same net stale)."""
     if not predicted.exists():
         return table.assign(current_fit=pd.NA)
     law = pd.read_csv(predicted)
     law["multiply"] = law["multiply"].astype(str).str.lower().eq("true")
-    recommended = {(int(r.dimension), bool(r.multiply), float(r.threshold), str(r.architecture))
+    recommended = {(int(r.dimension), bool(r.multiply), float(r.threshold), str(r.architecture),
+                    steps_for(r.samples, batch_size))
                    for r in law.itertuples() if isinstance(r.architecture, str)}
-    return table.assign(current_fit=[key[:4] in recommended for key in _keys(table)])
+    return table.assign(current_fit=[key in recommended for key in _keys(table)])
 
 
 def _merged(path: Path, table: pd.DataFrame) -> pd.DataFrame:

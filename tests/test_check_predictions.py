@@ -118,11 +118,15 @@ def test_law_for_dimension_interpolates_between_fits():
 def test_checks_of_the_current_fit_are_told_from_those_of_earlier_fits(tmp_path):
     from sweep.check_predictions import mark_current
 
+    # The law asks 3,072,000 samples of 2 x 46 at 1e-2 (3,000 steps of 1,024).
     pd.DataFrame({"dimension": [8, 8], "multiply": [False, False], "threshold": [0.01, 0.01],
-                  "architecture": ["2x46", None]}).to_csv(tmp_path / "predicted.csv", index=False)
-    checks = pd.DataFrame({"dimension": [8, 8, 8], "multiply": [False, False, True],
-                           "threshold": [0.01, 0.01, 0.01], "architecture": ["2x46", "2x22", "2x46"],
-                           "steps": [3000, 7425, 3000]})
+                  "architecture": ["2x46", None], "samples": [3_071_000.0, None]}).to_csv(
+        tmp_path / "predicted.csv", index=False)
+    checks = pd.DataFrame({"dimension": [8, 8, 8, 8], "multiply": [False, False, True, False],
+                           "threshold": [0.01, 0.01, 0.01, 0.01],
+                           "architecture": ["2x46", "2x22", "2x46", "2x46"],
+                           "steps": [3000, 7425, 3000, 3025]})
     marked = mark_current(checks, tmp_path / "predicted.csv")
-    assert list(marked["current_fit"]) == [True, False, False]  # earlier fit's; other flag
+    # Earlier fits' picks: another net; the same net for the other flag; the same net, other steps.
+    assert list(marked["current_fit"]) == [True, False, False, False]
     assert mark_current(checks, tmp_path / "missing.csv")["current_fit"].isna().all()
