@@ -128,18 +128,20 @@ def mlflow_run_count(results, experiment):
     return len(mlflow.search_runs(experiment_names=[experiment]))
 
 
-def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(run_cli, tmp_path):
-    sweep(run_cli, tmp_path, "again")
-    shutil.rmtree(tmp_path / "again")  # the Tune experiment gone, its MLflow runs still there
-    proc = sweep(run_cli, tmp_path, "again")
+def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(finished, run_cli, tmp_path):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    shutil.rmtree(tmp_path / "done")  # the Tune experiment gone, its MLflow runs still there
+    proc = sweep(run_cli, tmp_path, "done")
     assert "missing a side" not in proc.stdout
-    table = read(tmp_path, "again")
+    table = read(tmp_path, "done")
     assert len(table) == 8 and (table["missing"].fillna("") == "").all()
     assert (table["status"] == "completed").all()
-    assert mlflow_run_count(tmp_path, "again") == 16  # both sweeps' runs kept, never mixed
+    assert mlflow_run_count(tmp_path, "done") == 16  # both sweeps' runs kept, never mixed
 
 
-def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
+def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill(run_cli, tmp_path):
+    # One sweep interrupted both ways, trained once: Ctrl-C, then its resume SIGKILLed with all it
+    # started (no clean-up at all), then resumed again, from a copy, to the end.
     args = few_second_trials(tmp_path, "stop")
     code, err = disturbed(args, tmp_path.parent / f"{tmp_path.name}-driver",
                            ready=lambda driver: finished_runs(tmp_path, "stop") >= 1,
@@ -150,6 +152,19 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
     table = read(tmp_path, "stop")
     assert "pruned" not in set(table["status"])  # no ASHA here: nothing was pruned
     assert (table["status"] == "unfinished").any() and (table["status"] == "completed").any()
+
+    # The README's resume: no settings repeated; the sweep's own (768 steps) are used.
+    done = finished_runs(tmp_path, "stop")
+    resumed = start(["sweep/run.py", "--resume", "--results-dir", str(tmp_path), "--name", "stop"],
+                    tmp_path.parent / f"{tmp_path.name}-resumed", start_new_session=True)
+    try:
+        # A generous ceiling: Ray's start and the workers' imports take minutes on a loaded machine.
+        assert wait_for(lambda: finished_runs(tmp_path, "stop") > done, timeout=480), "nothing resumed"
+    finally:
+        os.killpg(resumed.pid, signal.SIGKILL)  # the driver and everything it started
+        resumed.wait()
+    assert finished_runs(tmp_path, "stop") < 6, "the resumed sweep ended before it could be killed"
+
     # Resumed from a copy: the copy's own store gets the rest, the original's is left alone.
     copy = tmp_path.parent / f"{tmp_path.name}-copy"
     shutil.copytree(tmp_path, copy)
@@ -157,7 +172,14 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes(run_cli, tmp_path):
     proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(copy), "--name", "stop")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Resuming stop:" in proc.stdout
-    assert (read(copy, "stop")["status"] == "completed").all()
+    table = read(copy, "stop")
+    assert len(table) == 6 and table["trial_id"].is_unique
+    assert (table["status"] == "completed").all() and (table["steps"] == 768).all()
+    assert (table["missing"].fillna("") == "").all()
+    client = MlflowClient(tracking_uri=tracking.default_uri(copy))
+    runs = client.search_runs([client.get_experiment_by_name("stop").experiment_id])
+    assert len(runs) == 6 and {r.data.tags[tracking.TRIAL_TAG] for r in runs} == set(table["trial_id"])
+    assert all(r.info.status == "FINISHED" for r in runs)  # none duplicated, none left running
     assert metric_points(tmp_path, "stop") == original
     assert metric_points(copy, "stop") > original
 

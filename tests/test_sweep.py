@@ -1,16 +1,11 @@
 """The sweep end to end: the real CLI, a real local Ray runtime, a real SQLite MLflow store."""
 
-import os
-import signal
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from dotmlp import tracking
-from tests.conftest import ROOT, finished_runs, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -81,29 +76,3 @@ def few_second_trials(results, name) -> list[str]:
     return ["sweep/run.py", "--num-samples", "6", "--max-steps", "768", "--reports", "4",
             "--dimensions", "2,4", "--depths", "2,4", "--widths", "256", "--multiply", "off",
             "--seeds", "1", "--no-asha", "--no-figures", "--results-dir", str(results), "--name", name]
-
-
-def test_sigkill_of_the_driver_then_resume(run_cli, tmp_path):
-    args = few_second_trials(tmp_path, "kill")
-    driver = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        # A generous ceiling: Ray's start and the workers' imports take minutes on a loaded machine.
-        assert wait_for(lambda: finished_runs(tmp_path, "kill") >= 2, timeout=480), "no trial finished"
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, no clean-up
-        driver.wait()
-    done_before = finished_runs(tmp_path, "kill")
-    assert done_before < 6, "the sweep ended before it could be interrupted"
-
-    # The README's resume: no settings repeated; the sweep's own (768 steps) are used.
-    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(tmp_path), "--name", "kill")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "kill" / "trials.csv")
-    assert len(table) == 6 and table["trial_id"].is_unique
-    assert (table["status"] == "completed").all() and (table["steps"] == 768).all()
-    assert (table["missing"].fillna("") == "").all()
-    _, runs = sweep_runs(tmp_path, "kill")
-    trial_ids = [r.data.tags[tracking.TRIAL_TAG] for r in runs]
-    assert len(runs) == 6 and len(set(trial_ids)) == 6  # no MLflow run duplicated
-    assert all(r.info.status == "FINISHED" for r in runs)

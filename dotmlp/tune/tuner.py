@@ -89,7 +89,7 @@ def restore_tuner(
         resume_errored=True,
     )
     # Callbacks come back from the experiment's pickle; Tuner.restore takes no new ones. The
-    # private handle is the only way in: tests/test_resume.py fails if Ray moves it.
+    # private handle is the only way in: the resume tests of tests/test_record.py fail if Ray moves it.
     for callback in restored._local_tuner.get_run_config().callbacks:
         if isinstance(callback, MLflowTrialRuns):
             callback.uri = mlflow_uri
