@@ -312,7 +312,7 @@ def _settings(results_dir, name) -> dict:
     return json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
 
 
-def mark_current(table: pd.DataFrame, predicted: Path, batch_size: int = 1024) -> pd.DataFrame:
+def mark_current(table: pd.DataFrame, predicted: Path, batch_size: int) -> pd.DataFrame:
     """current_fit: whether a row trained the architecture and the steps the fit beside it
     recommends now (predicted.csv); the file keeps the checks of earlier fits too, and this tells
     them apart (a refit that moves only the samples makes an older check of the same net stale)."""

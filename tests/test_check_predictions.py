@@ -126,7 +126,7 @@ def test_checks_of_the_current_fit_are_told_from_those_of_earlier_fits(tmp_path)
                            "threshold": [0.01, 0.01, 0.01, 0.01],
                            "architecture": ["2x46", "2x22", "2x46", "2x46"],
                            "steps": [3000, 7425, 3000, 3025]})
-    marked = mark_current(checks, tmp_path / "predicted.csv")
+    marked = mark_current(checks, tmp_path / "predicted.csv", batch_size=1024)
     # Earlier fits' picks: another net; the same net for the other flag; the same net, other steps.
     assert list(marked["current_fit"]) == [True, False, False, False]
-    assert mark_current(checks, tmp_path / "missing.csv")["current_fit"].isna().all()
+    assert mark_current(checks, tmp_path / "missing.csv", 1024)["current_fit"].isna().all()

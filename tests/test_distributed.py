@@ -65,7 +65,7 @@ def test_trials_spread_over_the_nodes_and_survive_the_loss_of_one(cluster, tmp_p
     print(f"node removed after {removed_after:.0f} s; sweep took {time.monotonic() - started:.0f} s; "
           f"retries: {table['retries'].sum()}; final node per trial: {per_node}")
     assert len(table) == 6 and table["trial_id"].is_unique  # every trial once
-    assert table["run_id"].notna().all() and set(per_node) <= {"head", "worker"}
+    assert table["run_id"].notna().all() and table["node_id"].isin(role(cluster, worker)).all()
     assert set(table["status"]) <= {"completed", "pruned"}
     assert table["retries"].sum() >= 1  # some trial was on the lost node and was retried
     assert (table["node_id"] == cluster.head_node.node_id).sum() >= table["retries"].astype(bool).sum()

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from dotmlp import analysis, tracking
 from tests.conftest import ROOT, finished_runs, start, wait_for
-from tests.test_sweep import few_second_trials
+from tests.test_sweep import few_second_trials, sweep_runs
 
 pytestmark = pytest.mark.slow
 PROG = "python sweep/run.py"
@@ -176,8 +176,7 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill
     assert len(table) == 6 and table["trial_id"].is_unique
     assert (table["status"] == "completed").all() and (table["steps"] == 768).all()
     assert (table["missing"].fillna("") == "").all()
-    client = MlflowClient(tracking_uri=tracking.default_uri(copy))
-    runs = client.search_runs([client.get_experiment_by_name("stop").experiment_id])
+    _, runs = sweep_runs(copy, "stop")
     assert len(runs) == 6 and {r.data.tags[tracking.TRIAL_TAG] for r in runs} == set(table["trial_id"])
     assert all(r.info.status == "FINISHED" for r in runs)  # none duplicated, none left running
     assert metric_points(tmp_path, "stop") == original

@@ -1,6 +1,5 @@
 """The sweep end to end: the real CLI, a real local Ray runtime, a real SQLite MLflow store."""
 
-
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
