@@ -1,7 +1,8 @@
 """ASHA's settings replayed on recorded learning curves, without training anything again.
 
 `python benchmarks/asha_replay.py --full-dir DIR [--json] [--slots 2] [--grace 0.0625,0.125 ...]
-[--reduction 4 ...] [--prune-linear]`
+[--reduction 4 ...] [--prune-linear] [--synchronous] [--rejudge] [--judge latest|best]
+[--per task|task-lr|cell]`
 
 DIR holds a `--no-asha` sweep (`python sweep/run.py --num-samples 200 --no-asha --results-dir DIR
 --name full`): its table (DIR/full/trials.csv) and the MLflow store with every trial's held-out
@@ -16,6 +17,7 @@ a trial or two (results/README.md).
 from __future__ import annotations
 
 import argparse
+import collections
 import heapq
 import itertools
 import json
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.asha_savings import compare  # noqa: E402
 from dotmlp import analysis, tracking  # noqa: E402
-from dotmlp.tune.scheduler import PerTaskASHA  # noqa: E402
+from dotmlp.tune.scheduler import GROUPS, PerTaskASHA, PerTaskHalving  # noqa: E402
 from dotmlp.tune.trainable import METRIC  # noqa: E402
 
 
@@ -61,17 +63,37 @@ def best_so_far(curves: dict) -> dict:
     return out
 
 
+class RejudgingASHA(PerTaskASHA):
+    """ASHA that also stops a trial, at any later report, once it has fallen out of the best
+    1/reduction_factor at a rung it went on from, as later trials of its task reached that rung.
+    Asynchronous ASHA lets a rung's first arrivals through unopposed; this takes them back when
+    the rung fills, without the pauses synchronous successive halving needs. (A benchmark's
+    question, not the sweep's scheduler.)"""
+
+    def on_trial_result(self, tune_controller, trial, result):
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.CONTINUE and not self._exempt(trial) and self._demoted(trial):
+            return TrialScheduler.STOP
+        return action
+
+    def _demoted(self, trial) -> bool:
+        bracket = self._trial_info[trial.trial_id]
+        return any(trial.trial_id in recorded and recorded[trial.trial_id] < bracket.cutoff(recorded)
+                   for _, recorded in bracket._rungs)
+
+
 def replay(
     table: pd.DataFrame, curves: dict, grace: int, reduction: int, slots: int,
     exempt_depths: tuple[int, ...] = (0,), group_by: tuple[str, ...] = ("dimension", "multiply"),
+    rejudge: bool = False,
 ) -> pd.Series:
     """The step at which each trial ends under ASHA (max_steps where it is not stopped), judging
     the values of `curves` (the recorded ones, or best_so_far of them); ASHA's tasks are
     `group_by`."""
     max_steps = int(table["steps"].max())
-    scheduler = PerTaskASHA(group_by=group_by, time_attr="steps", metric=METRIC, mode="min",
-                            max_t=max_steps, grace_period=grace, reduction_factor=reduction,
-                            exempt_depths=exempt_depths)
+    scheduler = (RejudgingASHA if rejudge else PerTaskASHA)(
+        group_by=group_by, time_attr="steps", metric=METRIC, mode="min", max_t=max_steps,
+        grace_period=grace, reduction_factor=reduction, exempt_depths=exempt_depths)
     keys = sorted({"dimension", "multiply", "depth", *group_by})
     trials = [Trial("replay", config={k: row[k] for k in keys}, stub=True)
               for _, row in table.iterrows()]
@@ -107,25 +129,65 @@ def replay(
 
 
 def successive_halving(
-    table: pd.DataFrame, curves: dict, grace: int, reduction: int,
-    exempt_depths: tuple[int, ...] = (0,),
+    table: pd.DataFrame, curves: dict, grace: int, reduction: int, slots: int = 2,
+    exempt_depths: tuple[int, ...] = (0,), group_by: tuple[str, ...] = ("dimension", "multiply"),
 ) -> pd.Series:
-    """The step at which each trial ends under synchronous successive halving with the same
-    rungs: at each rung all of a task's surviving MLPs are ranked at once and the best
-    1/reduction go on. No trial goes on for reaching a rung early, as it can under ASHA: this is
-    what the rungs can decide from the held-out NMSE alone."""
+    """The step at which each trial ends under the sweep's synchronous successive halving
+    (dotmlp.tune.scheduler.PerTaskHalving, `--halving synchronous`) with the same rungs: a trial
+    that reaches a rung waits, its slot given to the next trial, until its task's rung is full;
+    the rung's best 1/reduction then resume. Its decisions do not depend on the arrival order."""
     max_steps = int(table["steps"].max())
-    ended = pd.Series(max_steps, index=table.index)
-    ranked = table[~table["depth"].isin(exempt_depths)]
-    for _, task in ranked.groupby(["dimension", "multiply"]):
-        alive, rung = list(task.index), grace
-        while rung < max_steps and len(alive) > 1:
-            at_rung = {i: curves[table["run_id"][i]][rung] for i in alive}
-            alive.sort(key=lambda i: math.inf if math.isnan(at_rung[i]) else at_rung[i])  # NaN: diverged
-            keep = math.ceil(len(alive) / reduction)
-            ended[alive[keep:]] = rung
-            alive, rung = alive[:keep], rung * reduction
-    return ended
+    keys = sorted({"dimension", "multiply", "depth", *group_by})
+    trials = [Trial("replay", config={k: row[k] for k in keys}, stub=True)
+              for _, row in table.iterrows()]
+    racing = [t for t in trials if t.config["depth"] not in exempt_depths]
+    cohorts = collections.Counter(tuple(t.config[k] for k in group_by) for t in racing)
+    milestones = list(itertools.takewhile(lambda m: m < max_steps,
+                                          (grace * reduction**k for k in itertools.count())))
+    scheduler = PerTaskHalving(cohorts, milestones, reduction, group_by=group_by,
+                               exempt_depths=exempt_depths, metric=METRIC, mode="min")
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    seconds_per_step = (table["train_seconds"] / table["steps"]).tolist()
+    ended = [max_steps] * len(table)
+    events: list[tuple[float, int, int]] = []
+    waiting, paused = list(range(len(table))), {}  # paused: trial -> the step it waits at
+
+    def run(i: int, now: float, after: int = 0) -> None:
+        for step in sorted(curves[table["run_id"][i]]):
+            if step > after:
+                heapq.heappush(events, (now + (step - after) * seconds_per_step[i], i, step))
+
+    def next_trial(now: float) -> None:  # as PerTaskHalving.choose_trial_to_run: new ones first
+        if waiting:
+            run(waiting.pop(0), now)
+            return
+        resumed = next((i for i in paused if trials[i].trial_id in scheduler._promoted), None)
+        if resumed is not None:
+            scheduler._promoted.discard(trials[resumed].trial_id)
+            run(resumed, now, after=paused.pop(resumed))
+
+    for _ in range(slots):
+        next_trial(0.0)
+    while events:
+        now, i, step = heapq.heappop(events)
+        result = {"steps": step, METRIC: curves[table["run_id"][i]][step]}
+        action = (TrialScheduler.CONTINUE if step >= max_steps
+                  else scheduler.on_trial_result(None, trials[i], result))
+        if step >= max_steps or action != TrialScheduler.CONTINUE:
+            events = [e for e in events if e[1] != i]  # it leaves its slot
+            heapq.heapify(events)
+            if action == TrialScheduler.PAUSE:
+                paused[i] = step
+            elif action == TrialScheduler.STOP:
+                ended[i] = step
+            for j in [j for j in paused if trials[j].trial_id not in scheduler._next_rung]:
+                ended[j] = paused.pop(j)  # halved while it waited
+            next_trial(now)
+            while len({k for _, k, _ in events}) < slots and (waiting or any(
+                    trials[j].trial_id in scheduler._promoted for j in paused)):
+                next_trial(now)  # a decision can free more than this slot's worth of work
+    return pd.Series(ended, index=table.index)
 
 
 def figures(table: pd.DataFrame, curves: dict, ended: pd.Series) -> dict:
@@ -157,12 +219,16 @@ def main(argv=None) -> dict:
                         help="let ASHA stop linear models too (the sweep never does)")
     parser.add_argument("--synchronous", action="store_true",
                         help="also replay synchronous successive halving with the same rungs")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="also replay ASHA that stops a trial at any report once it has "
+                        "fallen out of the best 1/reduction at a rung it passed")
     parser.add_argument("--judge", choices=("latest", "best"), default="latest",
                         help="what a rung compares: each trial's latest median (the sweep's "
                         "ASHA), or the best it has reached so far")
-    parser.add_argument("--per", choices=("task", "task-lr"), default="task",
-                        help="ASHA's groups: per (dimension, flag), or per (dimension, flag, lr): "
-                        "architectures compete only at one learning rate")
+    parser.add_argument("--per", choices=("task", "task-lr", "cell"), default="task",
+                        help="ASHA's groups: per (dimension, flag); per (dimension, flag, lr): "
+                        "architectures compete only at one learning rate; per cell (dimension, "
+                        "flag, depth, width): only a cell's learning rates compete")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not (args.full_dir / args.name / analysis.TABLE_FILE).is_file():
@@ -175,15 +241,19 @@ def main(argv=None) -> dict:
     table, curves = load(args.full_dir, args.name)
     interval = min(min(steps) for steps in curves.values())  # the sweep's evaluation interval
     exempt = () if args.prune_linear else (0,)
-    group_by = ("dimension", "multiply") + (("lr",) if args.per == "task-lr" else ())
+    group_by = GROUPS["task"] + ("lr",) if args.per == "task-lr" else GROUPS[args.per]
     judged = best_so_far(curves) if args.judge == "best" else curves
     rows = []
     for fraction, reduction in itertools.product(graces, reductions):
         # As SweepSettings.grace_period: a whole number of evaluation intervals.
         grace = interval * max(1, round(table["steps"].max() * fraction / interval))
         schedules = {"asha": replay(table, judged, grace, reduction, args.slots, exempt, group_by)}
+        if args.rejudge:
+            schedules["rejudged"] = replay(table, judged, grace, reduction, args.slots, exempt,
+                                           group_by, rejudge=True)
         if args.synchronous:
-            schedules["synchronous"] = successive_halving(table, curves, grace, reduction, exempt)
+            schedules["synchronous"] = successive_halving(table, curves, grace, reduction,
+                                                             args.slots, exempt, group_by)
         for schedule, ended in schedules.items():
             rows.append({"schedule": schedule, "grace_steps": grace, "reduction_factor": reduction,
                          **figures(table, curves, ended)})

@@ -10,6 +10,7 @@ TARGETS = ("dot", "cosine")
 DATA_REGIMES = ("fresh", "fixed", "pool")
 SCHEDULES = ("constant", "cosine")
 ASHA_GROUPS = ("task", "cell")
+HALVINGS = ("asynchronous", "synchronous")
 # A sweep's regimes: the fixed regime's training-set size is not a sweep axis.
 SWEEP_DATA_REGIMES = ("fresh", "pool")
 # Lightning costs ~0.6 ms per training step on this CPU, most of a step of the sweep's smallest
@@ -255,6 +256,11 @@ class SweepSettings:
     """What ASHA's trials compete within: "task" (dimension, flag), or "cell" (also depth and
     width): only a cell's learning rates compete, so every cell's best rate runs the full budget
     (a study's long budgets, where small nets trained long are the point, not losers)."""
+    halving: str = "asynchronous"
+    """How the rungs decide: "asynchronous" (Tune's ASHA: a trial goes on from a rung at once if
+    it is in the best 1/reduction_factor of those that reached it so far), or "synchronous"
+    (successive halving: a task's MLPs wait, paused, until all of them have reached the rung,
+    then its best 1/reduction_factor go on; dotmlp.tune.scheduler.PerTaskHalving)."""
     dimensions: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     depths: tuple[int, ...] = (0, 1, 2)
     widths: tuple[int, ...] = (64, 256)
@@ -361,6 +367,10 @@ class SweepSettings:
             raise ConfigError(f"lr range must have min <= max, got {self.lr_min} > {self.lr_max}")
         _one_of("target", self.target, TARGETS)
         _one_of("asha_per", self.asha_per, ASHA_GROUPS)
+        _one_of("halving", self.halving, HALVINGS)
+        if self.halving == "synchronous" and self.data == "pool":
+            raise ConfigError("synchronous halving runs on steps: a pool sweep (data pool) "
+                              "takes asynchronous ASHA only")
         self._validate_pool()
         _one_of("schedule", self.schedule, SCHEDULES)
         if not (isinstance(self.cpus_per_trial, (int, float)) and self.cpus_per_trial > 0):

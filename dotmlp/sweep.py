@@ -276,6 +276,12 @@ def run(
         if not tuner.can_resume(storage, name):
             raise UsageError(f"--resume: no Tune experiment named {name!r} to resume in {storage}")
         left = unfinished_trials(tuner.experiment_path(storage, name))
+        if left and settings.halving == "synchronous":
+            # Ray restores no scheduler state: a new PerTaskHalving would hold resumed trials at
+            # rungs for trials that already ended there. Refused rather than left to stall.
+            raise UsageError(f"--resume: {name!r} uses synchronous halving, whose rungs are not "
+                             f"restored by Ray; its {left} unfinished trials cannot be resumed "
+                             "(run it again under another --name)")
     else:
         record, left = None, None
         if sweep_record.path(results_dir, name).exists() or (Path(results_dir) / name / "tuner.pkl").exists():

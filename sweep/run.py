@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from dotmlp.cli import ArgumentParser, fail, int_list  # noqa: E402
 from dotmlp.config import (  # noqa: E402
+    HALVINGS,
     POOL_BATCH_SIZE,
     POOL_EPOCHS,
     POOL_MIN_USERS,
@@ -70,6 +71,9 @@ def build_parser() -> ArgumentParser:
                    help="evaluations per full budget, x2 apart (6: at 1/32, 1/16, ... 1 of it)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
     p.add_argument("--no-asha", action="store_true", help="run every trial to the full budget")
+    p.add_argument("--halving", choices=HALVINGS, default="asynchronous",
+                   help="how the rungs decide: asynchronous (ASHA) or synchronous (each task's "
+                   "MLPs ranked all at once at a rung, paused until it fills)")
     p.add_argument("--no-figures", action="store_true", help="write the table but no figures")
     p.add_argument("--ray-timeline", default=None, metavar="FILE",
                    help="write Ray's task and actor timeline here (Chrome trace JSON), to profile a sweep")
@@ -133,6 +137,7 @@ def command_line_settings(args) -> SweepSettings:
         lrs_per_cell=args.lrs_per_cell,
         multiply={"both": (False, True), "on": (True,), "off": (False,)}[args.multiply],
         asha=not args.no_asha,
+        halving=args.halving,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
@@ -153,7 +158,8 @@ SETTINGS_OPTIONS = {
     "num_samples": ("num_samples",), "max_steps": ("max_steps",), "batch_size": ("batch_size",),
     "reports": ("reports",), "dimensions": ("dimensions",), "depths": ("depths",),
     "widths": ("widths",), "lr_range": ("lr_min", "lr_max"), "lrs_per_cell": ("lrs_per_cell",),
-    "multiply": ("multiply",), "no_asha": ("asha",), "seed": ("seed",), "seeds": ("seeds",),
+    "multiply": ("multiply",), "no_asha": ("asha",), "halving": ("halving",), "seed": ("seed",),
+    "seeds": ("seeds",),
     "cpus_per_trial": ("cpus_per_trial",), "gpus_per_trial": ("gpus_per_trial",),
     "data": ("data",), "users": ("users",), "epochs": ("epochs",),
 }

@@ -153,6 +153,36 @@ def test_judging_by_the_best_so_far_ignores_a_spike_at_a_rung():
     assert per_lr.tolist() == [8, 8]  # alone at its learning rate, nothing competes with it
 
 
+def test_rejudging_takes_back_a_first_arrival_once_the_rung_fills():
+    from benchmarks.asha_replay import replay
+
+    # Three MLPs of one task, rungs at 2 and 4 of 8 steps, factor 2. "early" steps fastest: it
+    # reaches the first rung alone and goes on; "good" and "fair" then reach it, both better.
+    curves = {"early": {2: 0.5, 4: 0.4, 8: 0.3}, "good": {2: 0.1, 4: 0.05, 8: 0.01},
+              "fair": {2: 0.2, 4: 0.15, 8: 0.1}}
+    table = pd.DataFrame({"run_id": list(curves), "dimension": 2, "multiply": False, "depth": 1,
+                          "lr": 1e-3, "steps": 8, "train_seconds": [8.0, 12.0, 12.0]})
+    asha = replay(table, curves, grace=2, reduction=2, slots=3)
+    rejudged = replay(table, curves, grace=2, reduction=2, slots=3, rejudge=True)
+    assert asha.tolist()[0] == 8  # first at both rungs: never opposed
+    # At its report at 4 steps the first rung holds all three, and "early" is the worst of them.
+    assert rejudged.tolist()[0] == 4
+
+
+def test_synchronous_halving_judges_a_rung_off_the_ladder_at_the_next_report():
+    from benchmarks.asha_replay import successive_halving
+
+    # Evaluations at 2, 4, 8, 16 steps; factor 3 puts the second rung at 6, judged at 8.
+    curves = {f"t{i}": {2: v, 4: v, 8: v, 16: v} for i, v in enumerate((0.4, 0.3, 0.2, 0.1))}
+    table = pd.DataFrame({"run_id": list(curves), "dimension": 2, "multiply": False, "depth": 1,
+                          "steps": 16, "train_seconds": 1.0})
+    ended = successive_halving(table, curves, grace=2, reduction=3)
+    assert ended.tolist() == [2, 2, 8, 16]  # 2 of 4 go on from 2 steps, 1 of 2 from 6 (at 8)
+    # The sweep's scheduler decides from whole rungs: the order trials arrive in changes nothing.
+    assert successive_halving(table.iloc[::-1].reset_index(drop=True),
+                              curves, grace=2, reduction=3).tolist() == [16, 8, 2, 2]
+
+
 @pytest.fixture(scope="module")
 def full_budget_sweep(run_cli, tmp_path_factory):
     """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task."""
@@ -167,9 +197,12 @@ def full_budget_sweep(run_cli, tmp_path_factory):
 def test_asha_replay_runs_the_scheduler_on_recorded_curves(run_cli, full_budget_sweep):
     result = last_json(run_cli("benchmarks/asha_replay.py", "--json", "--full-dir", str(full_budget_sweep),
                                "--grace", "0.25,1", "--reduction", "2", "--synchronous",
-                               timeout=300))
-    assert result["trials"] == 4 and len(result["settings"]) == 4
-    some_pruning, halving, no_rung, no_halving = result["settings"]  # first rung at 8 of 32 steps; at 32
+                               "--rejudge", timeout=300))
+    assert result["trials"] == 4 and len(result["settings"]) == 6
+    # First rung at 8 of 32 steps, then at 32: ASHA, rejudged ASHA, synchronous halving each.
+    some_pruning, rejudged, halving, no_rung, _, no_halving = result["settings"]
+    assert rejudged["schedule"] == "rejudged"
+    assert rejudged["compute_ratio_flops"] <= some_pruning["compute_ratio_flops"]
     assert 0 < some_pruning["compute_ratio_flops"] < 1 and some_pruning["tasks"] == 1
     # Four alike MLPs, rungs at 8 and 16 steps: all four pay 8 steps, two go on to 16, one to 32.
     assert halving["schedule"] == "synchronous"

@@ -122,6 +122,64 @@ def test_asha_per_must_be_task_or_cell():
         SweepSettings(asha_per="node")
 
 
+def _halving(cohort):
+    scheduler = dscheduler.PerTaskHalving({(8, False): cohort}, milestones=[10, 40],
+                                          reduction_factor=4)
+    scheduler.set_search_properties("val_nmse", "min")
+    return scheduler
+
+
+def test_synchronous_halving_waits_for_the_whole_rung_then_keeps_its_best_quarter():
+    scheduler = _halving(cohort=5)
+    trials = [_trial(8) for _ in range(5)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    # The first four wait, whatever their value: under ASHA the first would go on unopposed.
+    assert _feed(scheduler, trials[:4], 10, [3e-3, 1e-3, 4e-3, 5e-3]) == [TrialScheduler.PAUSE] * 4
+    # The fifth fills the rung: ceil(5 / 4) = 2 go on, the best two (trials 1 and 4).
+    assert _feed(scheduler, trials[4:], 10, [2e-3]) == [TrialScheduler.CONTINUE]
+    assert scheduler._promoted == {trials[1].trial_id}  # paused: to be resumed
+    assert scheduler._expected[(8, False)][1] == 2
+    # Between rungs a trial runs on; at the second rung it waits for the other survivor.
+    assert _feed(scheduler, [trials[4]], 20, [1e-3]) == [TrialScheduler.CONTINUE]
+    assert _feed(scheduler, [trials[4]], 40, [9e-4]) == [TrialScheduler.PAUSE]
+    assert _feed(scheduler, [trials[1]], 40, [5e-4]) == [TrialScheduler.CONTINUE]
+    assert scheduler._promoted == set()  # ceil(2 / 4) = 1: trial 4 is stopped where it waits
+
+
+def test_synchronous_halving_does_not_wait_for_a_trial_that_left_the_race():
+    scheduler = _halving(cohort=3)
+    mlps = [_trial(8) for _ in range(3)]
+    linear = Trial("dotmlp_test", config={"dimension": 8, "multiply": False, "depth": 0}, stub=True)
+    for trial in [*mlps, linear]:
+        scheduler.on_trial_add(None, trial)
+    assert _feed(scheduler, [linear], 10, [0.8]) == [TrialScheduler.CONTINUE]  # exempt, uncounted
+    assert _feed(scheduler, mlps[:2], 10, [2e-3, 1e-3]) == [TrialScheduler.PAUSE] * 2
+    # The third diverges before the rung and ends itself: the rung is full without it.
+    diverged = {"steps": 8, "val_nmse": 1e6, "diverged": 1.0}
+    assert scheduler.on_trial_result(None, mlps[2], diverged) == TrialScheduler.CONTINUE
+    scheduler.on_trial_complete(None, mlps[2], diverged)
+    assert scheduler._promoted == {mlps[1].trial_id}  # ceil(2 / 4) = 1 of the two that reported
+
+
+def test_synchronous_halving_is_a_fresh_data_setting():
+    assert SweepSettings(halving="synchronous").halving == "synchronous"
+    with pytest.raises(ConfigError, match="halving must be one of asynchronous, synchronous"):
+        SweepSettings(halving="hyperband")
+    with pytest.raises(ConfigError, match="synchronous halving runs on steps"):
+        SweepSettings(halving="synchronous", data="pool", users=(1000,))
+
+
+def test_synchronous_halving_knows_every_task_s_mlps_before_the_first_trial():
+    settings = SweepSettings(halving="synchronous")
+    scheduler = dscheduler.make_scheduler(settings)
+    assert isinstance(scheduler, dscheduler.PerTaskHalving)
+    mlps = [p for p in space.stratified_points(settings) if p["depth"] > 0]
+    assert sum(scheduler._expected[key][0] for key in scheduler._expected) == len(mlps)
+    assert trainable.shared_settings(settings)["pause_at"] == [256, 1024]
+    assert trainable.shared_settings(SweepSettings())["pause_at"] == []
+
+
 def test_rung_milestones_are_asha_own_and_on_the_evaluation_ladder():
     settings = SweepSettings()
     assert settings.ladder == [64, 128, 256, 512, 1024, 2048]

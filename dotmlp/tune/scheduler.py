@@ -1,12 +1,18 @@
-"""ASHA per task (dimension, multiplication flag), with linear models exempt."""
+"""ASHA per task (dimension, multiplication flag), with linear models exempt; or synchronous
+successive halving on the same rungs and tasks."""
 
 from __future__ import annotations
 
+import collections
 import copy
+import math
 
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from dotmlp.config import SweepSettings
+from dotmlp.tune.space import stratified_points
+from dotmlp.tune.status import flag
 
 
 class PerTaskASHA(ASHAScheduler):
@@ -52,17 +58,158 @@ class PerTaskASHA(ASHAScheduler):
         super().on_trial_add(tune_controller, trial)
 
 
+class PerTaskHalving(FIFOScheduler):
+    """Synchronous successive halving per task, on ASHA's rungs, with linear models exempt.
+
+    At each rung a task's MLPs wait, paused from a checkpoint at the rung, until every one of
+    them still in the race has reached it; then the best ceil(n / reduction_factor) go on and
+    the others stop. Asynchronous ASHA lets a rung's first arrivals through unopposed, which with
+    a dozen MLPs a task bounds what it saves and loses the slow learning rate that wins late; here
+    a decision sees the whole rung, and it does not depend on the order results arrive in (on a
+    laptop or a cluster, the same curves prune the same trials).
+
+    cohorts: how many MLP trials each task (the group_by values) has in the sweep. Every trial of
+    a sweep is one of its stratified points, so this is known before the first trial starts.
+    """
+
+    def __init__(self, cohorts: dict[tuple, int], milestones, reduction_factor: int,
+                 group_by=("dimension", "multiply"), exempt_depths=(0,), time_attr="steps",
+                 metric=None, mode=None):
+        super().__init__()
+        self._metric, self._mode = metric, mode  # or, when None, the Tuner's
+        self._time_attr, self._milestones = time_attr, list(milestones)
+        self._reduction, self._group_by = reduction_factor, tuple(group_by)
+        self._exempt_depths = tuple(exempt_depths)
+        # Per task: how many trials are still to be judged at each rung, and what each reported.
+        self._expected = {key: {0: n} for key, n in cohorts.items()}
+        self._recorded = {key: collections.defaultdict(dict) for key in cohorts}
+        self._next_rung: dict[str, int] = {}  # the rung each racing trial is to reach next
+        self._promoted: set[str] = set()  # paused trials that went on: to be resumed
+        self._num_stopped = 0
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        # As ASHA's: the Tuner's metric and mode, unless the scheduler was given its own.
+        if (self._metric and metric) or (self._mode and mode):
+            return False
+        self._metric, self._mode = metric or self._metric, mode or self._mode
+        return True
+
+    def _key(self, trial) -> tuple:
+        return tuple(trial.config.get(name) for name in self._group_by)
+
+    def on_trial_add(self, tune_controller, trial):
+        if trial.config.get("depth") in self._exempt_depths:
+            return
+        if self._key(trial) not in self._expected:
+            raise ValueError(f"trial {trial} is of no task this scheduler was given: "
+                             f"{dict(zip(self._group_by, self._key(trial), strict=True))}")
+        self._next_rung.setdefault(trial.trial_id, 0)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        self._promoted.discard(trial.trial_id)  # it reports: it runs again
+        rung = self._next_rung.get(trial.trial_id)
+        if (rung is None or rung >= len(self._milestones) or flag(result.get("diverged"))
+                or result.get(self._time_attr, 0) < self._milestones[rung]):
+            return TrialScheduler.CONTINUE  # exempt, past the last rung, diverged, or between rungs
+        key = self._key(trial)
+        self._recorded[key][rung][trial.trial_id] = result[self._metric]
+        self._next_rung[trial.trial_id] = rung + 1
+        return self._decide(tune_controller, key, rung, current=trial)
+
+    def _decide(self, tune_controller, key: tuple, rung: int, current=None) -> str:
+        """Halve rung `rung` of task `key` once every trial expected there has reported: the
+        current trial's action, PAUSE while the rung is still filling."""
+        recorded = self._recorded[key][rung]
+        if len(recorded) < self._expected[key][rung]:
+            return TrialScheduler.PAUSE
+        ranked = sorted(recorded, key=lambda t: (self._score(recorded[t]), t))
+        keep = math.ceil(len(ranked) / self._reduction)
+        good = set(ranked[:keep])
+        self._expected[key][rung + 1] = keep
+        action = TrialScheduler.CONTINUE
+        trials = {t.trial_id: t for t in tune_controller.get_trials()} if tune_controller else {}
+        for trial_id in ranked:
+            if trial_id in good:
+                if current is None or trial_id != current.trial_id:
+                    self._promoted.add(trial_id)
+                continue
+            self._num_stopped += 1
+            self._next_rung.pop(trial_id, None)
+            if current is not None and trial_id == current.trial_id:
+                action = TrialScheduler.STOP
+            elif trial_id in trials and (trials[trial_id].status == Trial.PAUSED
+                                         or trials[trial_id].is_saving):  # still pausing
+                tune_controller.stop_trial(trials[trial_id])
+                # Ray 2.60 re-saves the state of live trials only: without this, a trial stopped
+                # while paused stays PAUSED in the experiment state (and in the table read from
+                # it). The private handle is the only way in; test_sweep's halving test fails if
+                # Ray moves it.
+                mark = getattr(tune_controller, "_mark_trial_to_checkpoint", None)
+                if mark is not None:
+                    mark(trials[trial_id])
+        return action
+
+    def _score(self, value: float) -> float:
+        if value is None or math.isnan(value):
+            return math.inf
+        if self._mode not in ("min", "max"):
+            raise ValueError(f"{type(self).__name__} needs mode min or max, got {self._mode!r}")
+        return value if self._mode == "min" else -value
+
+    def _left_the_race(self, tune_controller, trial) -> None:
+        """A trial that ended before its next rung (diverged, errored, or finished): its rung
+        no longer waits for it."""
+        rung = self._next_rung.pop(trial.trial_id, None)
+        self._promoted.discard(trial.trial_id)
+        if rung is None or rung >= len(self._milestones):
+            return
+        key = self._key(trial)
+        self._expected[key][rung] -= 1
+        if rung + 1 not in self._expected[key]:  # not yet halved: it may now be full
+            self._decide(tune_controller, key, rung)
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self._left_the_race(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller, trial):
+        self._left_the_race(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self._left_the_race(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller):
+        # New trials first, so rungs fill; then the paused trials that went on from theirs.
+        for trial in tune_controller.get_trials():
+            if trial.status == Trial.PENDING:
+                return trial
+        for trial in tune_controller.get_trials():
+            if trial.status == Trial.PAUSED and trial.trial_id in self._promoted:
+                self._promoted.discard(trial.trial_id)
+                return trial
+        return None
+
+    def debug_string(self) -> str:
+        return f"Using synchronous successive halving per task: num_stopped={self._num_stopped}"
+
+
 GROUPS = {"task": ("dimension", "multiply"), "cell": ("dimension", "multiply", "depth", "width")}
 
 
-def make_scheduler(settings: SweepSettings) -> PerTaskASHA | None:
+def make_scheduler(settings: SweepSettings) -> PerTaskASHA | PerTaskHalving | None:
     if not settings.asha:
         return None  # Tune's FIFO scheduler: every trial runs its full budget
     # A pool's size is part of the task: a larger pool is easier to generalise from (and its
     # trials take more steps per epoch); its trials compete only with trials of the same pool.
     users = ("users",) if settings.data == "pool" else ()
+    group_by = GROUPS[settings.asha_per] + users
+    if settings.halving == "synchronous":
+        cohorts = collections.Counter(tuple(point.get(name) for name in group_by)
+                                      for point in stratified_points(settings)
+                                      if point["depth"] != 0)
+        return PerTaskHalving(cohorts, rung_milestones(settings), settings.reduction_factor,
+                              group_by=group_by, time_attr=settings.time_attr)
     return PerTaskASHA(
-        group_by=GROUPS[settings.asha_per] + users,
+        group_by=group_by,
         time_attr=settings.time_attr,
         max_t=settings.max_t,
         grace_period=settings.grace_period,

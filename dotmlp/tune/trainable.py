@@ -10,6 +10,7 @@ from ray import tune
 from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
 from dotmlp.config import SweepSettings, TrialConfig
+from dotmlp.tune.scheduler import rung_milestones
 
 METRIC = "val_nmse"
 # ASHA stops nothing whose metric is NaN (NaN < cutoff is false): a diverged trial reports this
@@ -25,11 +26,17 @@ CHECKPOINT_EVERY = 4
 class ReportToTune(TuneReportCheckpointCallback):
     """Ray's Lightning callback (report + checkpoint at each validation end), reporting the
     module's own metrics with the divergence sentinel in place of a NaN, and a checkpoint with
-    every CHECKPOINT_EVERY-th report only."""
+    every CHECKPOINT_EVERY-th report only, and at the steps in pause_at: the rungs where
+    synchronous halving pauses a trial, to resume it from there."""
+
+    def __init__(self, *args, pause_at=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pause_at = frozenset(pause_at)
 
     @contextmanager
     def _get_checkpoint(self, trainer):
-        if not checkpoint_due(trainer.lightning_module):
+        module = trainer.lightning_module
+        if not (checkpoint_due(module) or module.global_step in self._pause_at):
             yield None
             return
         with super()._get_checkpoint(trainer) as checkpoint:
@@ -69,7 +76,7 @@ def train_trial(config: dict, settings: dict) -> None:
     torch.set_num_threads(settings["threads"])
     quiet_lightning()
     trial = TrialConfig.from_dict({**settings, **config})
-    callback = ReportToTune(filename=CHECKPOINT_FILE)
+    callback = ReportToTune(filename=CHECKPOINT_FILE, pause_at=settings.get("pause_at", ()))
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         train(trial, [callback])
@@ -80,8 +87,10 @@ def train_trial(config: dict, settings: dict) -> None:
 
 def shared_settings(settings: SweepSettings) -> dict:
     """What train_trial gets besides its sampled config: the settings every trial shares, and
-    its torch threads (one per CPU of the trial)."""
-    return {**settings.trial_settings(), "threads": max(1, int(settings.cpus_per_trial))}
+    its torch threads (one per CPU of the trial), and the steps where it may be paused."""
+    pause_at = rung_milestones(settings) if settings.asha and settings.halving == "synchronous" else []
+    return {**settings.trial_settings(), "threads": max(1, int(settings.cpus_per_trial)),
+            "pause_at": pause_at}
 
 
 def make_trainable(settings: SweepSettings, trial_resources: dict):
