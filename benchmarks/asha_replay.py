@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.asha_savings import compare  # noqa: E402
 from dotmlp import analysis, tracking  # noqa: E402
-from dotmlp.tune.scheduler import GROUPS, PerTaskASHA, PerTaskHalving  # noqa: E402
+from dotmlp.tune.scheduler import GROUPS, PerTaskASHA, PerTaskHalving, exempt  # noqa: E402
 from dotmlp.tune.trainable import METRIC  # noqa: E402
 
 
@@ -61,6 +61,12 @@ def best_so_far(curves: dict) -> dict:
             best = min(best, curve[step]) if not math.isnan(curve[step]) else best
             out[run][step] = curve[step] if math.isinf(best) else best
     return out
+
+
+def stub_trials(table: pd.DataFrame, group_by: tuple[str, ...]) -> list[Trial]:
+    """One Tune trial per row, with the config a scheduler reads: its task and its depth."""
+    keys = sorted({"dimension", "multiply", "depth", *group_by})
+    return [Trial("replay", config={k: row[k] for k in keys}, stub=True) for _, row in table.iterrows()]
 
 
 class RejudgingASHA(PerTaskASHA):
@@ -94,9 +100,7 @@ def replay(
     scheduler = (RejudgingASHA if rejudge else PerTaskASHA)(
         group_by=group_by, time_attr="steps", metric=METRIC, mode="min", max_t=max_steps,
         grace_period=grace, reduction_factor=reduction, exempt_depths=exempt_depths)
-    keys = sorted({"dimension", "multiply", "depth", *group_by})
-    trials = [Trial("replay", config={k: row[k] for k in keys}, stub=True)
-              for _, row in table.iterrows()]
+    trials = stub_trials(table, group_by)
     seconds_per_step = (table["train_seconds"] / table["steps"]).tolist()
     ended = [max_steps] * len(table)
     events: list[tuple[float, int, int]] = []  # (time, trial, step of its next report)
@@ -137,10 +141,8 @@ def successive_halving(
     that reaches a rung waits, its slot given to the next trial, until its task's rung is full;
     the rung's best 1/reduction then resume. Its decisions do not depend on the arrival order."""
     max_steps = int(table["steps"].max())
-    keys = sorted({"dimension", "multiply", "depth", *group_by})
-    trials = [Trial("replay", config={k: row[k] for k in keys}, stub=True)
-              for _, row in table.iterrows()]
-    racing = [t for t in trials if t.config["depth"] not in exempt_depths]
+    trials = stub_trials(table, group_by)
+    racing = [t for t in trials if not exempt(t, exempt_depths)]
     cohorts = collections.Counter(tuple(t.config[k] for k in group_by) for t in racing)
     milestones = list(itertools.takewhile(lambda m: m < max_steps,
                                           (grace * reduction**k for k in itertools.count())))
@@ -183,10 +185,10 @@ def successive_halving(
                 ended[i] = step
             for j in [j for j in paused if trials[j].trial_id not in scheduler._next_rung]:
                 ended[j] = paused.pop(j)  # halved while it waited
-            next_trial(now)
+            # Fill every free slot: a decision can resume more trials than this one's slot.
             while len({k for _, k, _ in events}) < slots and (waiting or any(
                     trials[j].trial_id in scheduler._promoted for j in paused)):
-                next_trial(now)  # a decision can free more than this slot's worth of work
+                next_trial(now)
     return pd.Series(ended, index=table.index)
 
 

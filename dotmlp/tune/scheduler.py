@@ -15,6 +15,11 @@ from dotmlp.tune.space import stratified_points
 from dotmlp.tune.status import flag
 
 
+def exempt(trial, depths: tuple[int, ...]) -> bool:
+    """Whether a trial takes no part in the rungs (linear models: see PerTaskASHA)."""
+    return trial.config.get("depth") in depths
+
+
 class PerTaskASHA(ASHAScheduler):
     """ASHA with one set of rungs per task (dimension, multiplication flag), which never stops
     a linear model (depth 0).
@@ -37,7 +42,7 @@ class PerTaskASHA(ASHAScheduler):
         self._groups: dict[tuple, list] = {}
 
     def _exempt(self, trial) -> bool:
-        return trial.config.get("depth") in self._exempt_depths
+        return exempt(trial, self._exempt_depths)
 
     def on_trial_result(self, tune_controller, trial, result):
         if self._exempt(trial):
@@ -98,7 +103,7 @@ class PerTaskHalving(FIFOScheduler):
         return tuple(trial.config.get(name) for name in self._group_by)
 
     def on_trial_add(self, tune_controller, trial):
-        if trial.config.get("depth") in self._exempt_depths:
+        if exempt(trial, self._exempt_depths):
             return
         if self._key(trial) not in self._expected:
             raise ValueError(f"trial {trial} is of no task this scheduler was given: "
