@@ -52,8 +52,9 @@ def held_out_set(
 
 
 def training_seed(seed: int, start_step: int) -> int:
-    """A training stream seed that differs from the held-out seed and, on resume, from the
-    stream already consumed before the checkpoint (so a resumed trial never replays its data)."""
+    """A training stream seed that differs from the held-out seed. A resume continues the saved
+    stream (DotProductModule.training_generators); where none fits, the stream is seeded from the
+    step it starts at, so it does not replay the one consumed before the checkpoint."""
     return (seed * 1_000_003 + 7919 * start_step + 1) % (2**63)
 
 

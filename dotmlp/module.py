@@ -46,6 +46,11 @@ class DotProductModule(pl.LightningModule):
         self.train_seconds = 0.0
         self._step_started = 0.0
         self._pools: list[data.Pool] = []
+        # The replicas' training streams, saved with every checkpoint, so that a trial resumed from
+        # one (a pause at a rung, a node loss, --resume) draws the batches the uninterrupted run
+        # would have drawn (see training_generators).
+        self._generators: list[torch.Generator] = []
+        self._restored_streams: dict | None = None
 
     @property
     def pools(self) -> list[data.Pool]:
@@ -62,14 +67,40 @@ class DotProductModule(pl.LightningModule):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.model(a, b)
 
+    def training_generators(self, seeds: list[int]) -> list[torch.Generator]:
+        """One generator per replica, seeded from its seed; on resume, set to the state the
+        checkpoint saved. Batches are drawn as they are trained on (data.Chunk), so that state is
+        the stream exactly at the checkpoint's step: fresh data then resumes bit for bit as the
+        uninterrupted run. (Fixed and pool data resume mid-epoch with the next epoch's shuffle.)
+        A state saved on another kind of device does not fit this one's generators: the stream
+        is then a new one, seeded from the step, which never replays the batches already seen."""
+        saved, self._restored_streams = self._restored_streams, None
+        if saved is not None and saved["device"] == self.device.type:
+            self._generators = [data.make_generator(0, self.device) for _ in seeds]
+            for generator, state in zip(self._generators, saved["states"], strict=True):
+                generator.set_state(state)
+        else:
+            self._generators = [
+                data.make_generator(data.training_seed(seed, self.global_step), self.device)
+                for seed in seeds
+            ]
+        return self._generators
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self._generators:
+            checkpoint["training_streams"] = {
+                "device": self.device.type, "states": [g.get_state() for g in self._generators]
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning calls this before it builds the dataloaders (train_dataloader).
+        self._restored_streams = checkpoint.get("training_streams")
+
     # Data is made here, after Lightning has moved the module to its device.
     def train_dataloader(self):
         cfg = self.config
         seeds = [cfg.seed + k for k in range(cfg.seeds)]
-        generators = [
-            data.make_generator(data.training_seed(seed, self.global_step), self.device)
-            for seed in seeds
-        ]
+        generators = self.training_generators(seeds)
         if cfg.data == "fixed":
             streams = []
             for seed, generator in zip(seeds, generators, strict=True):

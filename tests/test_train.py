@@ -4,6 +4,8 @@ import json
 import math
 
 import pytest
+import pytorch_lightning as pl
+import torch
 
 from dotmlp.config import TrialConfig
 from dotmlp.module import DIVERGED_ABOVE_NMSE
@@ -76,6 +78,39 @@ def test_each_replica_trains_as_the_single_run_of_its_seed():
     assert stacked["val_nmse_min"] == min(stacked["val_nmse_seeds"])
     assert stacked["params"] == singles[0]["params"] and stacked["samples"] == singles[0]["samples"]
     assert len(set(stacked["val_nmse_seeds"])) == 3  # the seeds differ: three different runs
+
+
+class CheckpointAt(pl.Callback):
+    """Saves the trial's checkpoint at one step's evaluation, as the sweep's ReportToTune does."""
+
+    def __init__(self, step: int, path):
+        self.step, self.path = step, path
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(self.path)
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_a_resumed_run_trains_exactly_as_the_uninterrupted_one(tmp_path, seeds):
+    # A trial paused at a rung (synchronous halving), lost with its node, or resumed by --resume
+    # goes on from its checkpoint: the same weights, Adam state, cosine schedule and, with the
+    # replicas' data streams saved in it, the same batches. Everything equal to the last bit.
+    config = TrialConfig(dimension=3, depth=2, width=16, lr=3e-3, steps=80, eval_every=20,
+                         schedule="cosine", seeds=seeds)
+    path = tmp_path / "at40.ckpt"
+    straight = train(config, [CheckpointAt(40, path)], accelerator="cpu")
+    resumed = train(config, ckpt_path=str(path), accelerator="cpu")
+    assert resumed["steps"] == straight["steps"] == 80
+    assert resumed["val_nmse_seeds"] == straight["val_nmse_seeds"]
+    assert resumed["train_mse"] == straight["train_mse"]
+    # Without the saved streams (a checkpoint from before they were saved, or from another kind
+    # of device) the resumed run draws a new stream: the same budget, not the same numbers.
+    checkpoint = torch.load(path, weights_only=False)
+    del checkpoint["training_streams"]
+    torch.save(checkpoint, path)
+    reseeded = train(config, ckpt_path=str(path), accelerator="cpu")
+    assert reseeded["steps"] == 80 and reseeded["val_nmse_seeds"] != straight["val_nmse_seeds"]
 
 
 def test_fixed_regime_counts_the_samples_it_trains_on():
