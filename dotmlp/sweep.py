@@ -276,12 +276,6 @@ def run(
         if not tuner.can_resume(storage, name):
             raise UsageError(f"--resume: no Tune experiment named {name!r} to resume in {storage}")
         left = unfinished_trials(tuner.experiment_path(storage, name))
-        if left and settings.halving == "synchronous":
-            # Ray restores no scheduler state: a new PerTaskHalving would hold resumed trials at
-            # rungs for trials that already ended there. Refused rather than left to stall.
-            raise UsageError(f"--resume: {name!r} uses synchronous halving, whose rungs are not "
-                             f"restored by Ray; its {left} unfinished trials cannot be resumed "
-                             "(run it again under another --name)")
     else:
         record, left = None, None
         if sweep_record.path(results_dir, name).exists() or (Path(results_dir) / name / "tuner.pkl").exists():
@@ -339,13 +333,18 @@ def run(
         sweep_record.write(results_dir, name, record)
         if resume:
             if left:
-                print(f"Resuming {name}: {left} trials left to run. ASHA's rung records are not "
-                      "restored (ray-project/ray#30838): resumed trials are compared only with "
-                      "results reported after the restart.")
+                rungs = ("its rungs as they were left" if settings.halving == "synchronous" else
+                         "ASHA's rung records are not restored (ray-project/ray#30838): resumed "
+                         "trials are compared only with results reported after the restart")
+                print(f"Resuming {name}: {left} trials left to run; {rungs}.")
         fit_seconds, first_error = 0.0, None
         if left != 0:
             if resume:
-                restored = tuner.restore_tuner(settings, storage, name, trial_resources, mlflow_uri)
+                try:
+                    restored = tuner.restore_tuner(settings, storage, name, trial_resources,
+                                                   mlflow_uri)
+                except ValueError as error:
+                    raise UsageError(str(error)) from None
             else:
                 restored = tuner.make_tuner(settings, name, storage, mlflow_uri, trial_resources,
                                             sweep_record.sweep_id(record), max_failures, verbose)

@@ -2,10 +2,12 @@
 sweep's runs stay out, and a results dir can be moved. Real sweeps on a local Ray runtime with a
 real SQLite store, at tiny budgets."""
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -262,3 +264,49 @@ def test_more_cpus_per_trial_than_the_machine_has_is_a_usage_error(run_cli, tmp_
     [line] = proc.stderr.strip().splitlines()
     assert "CPUs visible to Ray: trials would wait forever" in line
     assert not (tmp_path / "big").exists()
+
+
+def rung_reports(results_dir: Path, name: str, step: int) -> int:
+    """How many of a sweep's runs have a held-out NMSE at this step, read as finished_runs reads."""
+    db = results_dir / "mlflow.db"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+            [(count,)] = con.execute(
+                "SELECT COUNT(DISTINCT metrics.run_uuid) FROM metrics JOIN runs USING (run_uuid)"
+                " JOIN experiments USING (experiment_id) WHERE experiments.name = ?"
+                " AND metrics.key = 'val_nmse' AND metrics.step = ?", (name, step)).fetchall()
+        return count
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_synchronous_sweep_resumed_mid_rung_ends_as_the_uninterrupted_one(run_cli, tmp_path):
+    # 8 MLPs of one task; rungs at 256 and 1,024 of 2,048 steps, factor 4. Interrupted while its
+    # first rung fills (some trials paused there, the rest still to reach it), then resumed: the
+    # rungs come back with the experiment (HalvingState) and every trial from its checkpoint with
+    # its data streams, so the resumed sweep prunes the same trials and ends on the same numbers,
+    # to the last bit, as the sweep that was never stopped.
+    def args(results, name):
+        return ["sweep/run.py", "--num-samples", "8", "--max-steps", "2048", "--reports", "4",
+                "--dimensions", "4", "--depths", "2", "--widths", "128,256", "--multiply", "off",
+                "--lrs-per-cell", "4", "--seeds", "1", "--halving", "synchronous", "--no-figures",
+                "--results-dir", str(results), "--name", name]
+
+    whole = tmp_path / "whole"
+    proc = run_cli(*args(whole, "sha"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stopped = tmp_path / "stopped"
+    code, err = disturbed(args(stopped, "sha"), tmp_path / "driver",
+                          ready=lambda driver: rung_reports(stopped, "sha", 256) >= 2,
+                          disturb=lambda driver: driver.send_signal(signal.SIGINT))
+    assert code == 130, err[-3000:]
+    assert rung_reports(stopped, "sha", 256) < 8, "the first rung filled before the interruption"
+    proc = run_cli("sweep/run.py", "--resume", "--no-figures", "--results-dir", str(stopped),
+                   "--name", "sha")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "its rungs as they were left" in proc.stdout
+    key = ["dimension", "depth", "width", "lr"]
+    columns = ["status", "steps", "val_nmse"]
+    expected, got = (read(r, "sha").set_index(key).sort_index()[columns] for r in (whole, stopped))
+    assert (expected["status"] == "completed").sum() == 1 and (expected["steps"] > 256).sum() == 2
+    pd.testing.assert_frame_equal(got, expected)

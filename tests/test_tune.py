@@ -162,6 +162,27 @@ def test_synchronous_halving_does_not_wait_for_a_trial_that_left_the_race():
     assert scheduler._promoted == {mlps[1].trial_id}  # ceil(2 / 4) = 1 of the two that reported
 
 
+def test_synchronous_halving_s_rungs_come_back_with_the_experiment():
+    # What HalvingState saves with Tune's experiment state, and what --resume gives back to a
+    # fresh scheduler (tests/test_record.py resumes a real sweep from it).
+    scheduler = _halving(cohort=3)
+    trials = [_trial(8) for _ in range(3)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    assert _feed(scheduler, trials[:2], 10, [2e-3, 1e-3]) == [TrialScheduler.PAUSE] * 2
+    state = dscheduler.HalvingState(scheduler).get_state()
+    restored = _halving(cohort=3)
+    dscheduler.HalvingState(restored).set_state(state)
+    # Tune requeues unfinished trials as PENDING: the two waiting at the rung wait PAUSED again,
+    # the one still to reach it is left to run.
+    for trial in trials:
+        trial.set_status(Trial.PENDING)
+        restored.on_trial_add(None, trial)
+    assert [t.status for t in trials] == [Trial.PAUSED, Trial.PAUSED, Trial.PENDING]
+    assert _feed(restored, trials[2:], 10, [3e-3]) == [TrialScheduler.STOP]  # the rung is full
+    assert restored._promoted == {trials[1].trial_id}
+
+
 def test_synchronous_halving_is_a_fresh_data_setting():
     assert SweepSettings(halving="synchronous").halving == "synchronous"
     with pytest.raises(ConfigError, match="halving must be one of asynchronous, synchronous"):

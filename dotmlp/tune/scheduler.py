@@ -7,6 +7,7 @@ import collections
 import copy
 import math
 
+from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
@@ -90,7 +91,19 @@ class PerTaskHalving(FIFOScheduler):
         self._recorded = {key: collections.defaultdict(dict) for key in cohorts}
         self._next_rung: dict[str, int] = {}  # the rung each racing trial is to reach next
         self._promoted: set[str] = set()  # paused trials that went on: to be resumed
+        self._outside: set[str] = set()  # trials that left the race (pruned, ended, errored)
+        self._ended_unseen: list = []  # restored as ended but racing in the saved rungs
         self._num_stopped = 0
+
+    # The rungs, saved and restored by HalvingState with the experiment's state.
+    _STATE = ("_expected", "_recorded", "_next_rung", "_promoted", "_outside", "_num_stopped")
+
+    def get_state(self) -> dict:
+        return copy.deepcopy({name: getattr(self, name) for name in self._STATE})
+
+    def set_state(self, state: dict) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         # As ASHA's: the Tuner's metric and mode, unless the scheduler was given its own.
@@ -108,7 +121,20 @@ class PerTaskHalving(FIFOScheduler):
         if self._key(trial) not in self._expected:
             raise ValueError(f"trial {trial} is of no task this scheduler was given: "
                              f"{dict(zip(self._group_by, self._key(trial), strict=True))}")
-        self._next_rung.setdefault(trial.trial_id, 0)
+        trial_id = trial.trial_id
+        if trial_id in self._outside:
+            return
+        if trial.status in (Trial.TERMINATED, Trial.ERROR):
+            # Restored as ended, after the rungs were saved: they must stop waiting for it, once
+            # every restored trial is back (choose_trial_to_run).
+            if trial_id in self._next_rung:
+                self._ended_unseen.append(trial)
+            return
+        rung = self._next_rung.setdefault(trial_id, 0)
+        if rung > 0 and rung not in self._expected[self._key(trial)]:
+            # Restored while it waited at its last rung: Tune requeues every unfinished trial as
+            # PENDING, which would run it on past an undecided rung; it waits PAUSED, as it did.
+            trial.set_status(Trial.PAUSED)
 
     def on_trial_result(self, tune_controller, trial, result):
         self._promoted.discard(trial.trial_id)  # it reports: it runs again
@@ -140,6 +166,7 @@ class PerTaskHalving(FIFOScheduler):
                 continue
             self._num_stopped += 1
             self._next_rung.pop(trial_id, None)
+            self._outside.add(trial_id)
             if current is not None and trial_id == current.trial_id:
                 action = TrialScheduler.STOP
             elif trial_id in trials and (trials[trial_id].status == Trial.PAUSED
@@ -166,6 +193,7 @@ class PerTaskHalving(FIFOScheduler):
         no longer waits for it."""
         rung = self._next_rung.pop(trial.trial_id, None)
         self._promoted.discard(trial.trial_id)
+        self._outside.add(trial.trial_id)
         if rung is None or rung >= len(self._milestones):
             return
         key = self._key(trial)
@@ -183,6 +211,8 @@ class PerTaskHalving(FIFOScheduler):
         self._left_the_race(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller):
+        while self._ended_unseen:
+            self._left_the_race(tune_controller, self._ended_unseen.pop())
         # New trials first, so rungs fill; then the paused trials that went on from theirs.
         for trial in tune_controller.get_trials():
             if trial.status == Trial.PENDING:
@@ -195,6 +225,23 @@ class PerTaskHalving(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"Using synchronous successive halving per task: num_stopped={self._num_stopped}"
+
+
+class HalvingState(Callback):
+    """Saves PerTaskHalving's rungs with the experiment's state, in the same snapshot as the
+    trials' statuses, and gives them back on --resume: Ray saves and restores its callbacks'
+    state, but no scheduler's (ray-project/ray#30838). Without them a resumed sweep would hold its
+    trials at rungs for trials that already ended there. The scheduler is the same object as the
+    Tuner's: both are pickled together in the experiment (tuner.pkl)."""
+
+    def __init__(self, scheduler: PerTaskHalving):
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict:
+        return self.scheduler.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self.scheduler.set_state(state)
 
 
 GROUPS = {"task": ("dimension", "multiply"), "cell": ("dimension", "multiply", "depth", "width")}

@@ -10,7 +10,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from dotmlp.config import SweepSettings
 from dotmlp.tune.mlflow_runs import MLflowTrialRuns
-from dotmlp.tune.scheduler import make_scheduler
+from dotmlp.tune.scheduler import HalvingState, PerTaskHalving, make_scheduler
 from dotmlp.tune.space import search_space, stratified_points
 from dotmlp.tune.trainable import METRIC, make_trainable
 
@@ -45,13 +45,17 @@ def make_tuner(
         metric_columns=["steps", METRIC, "diverged"],
         max_report_frequency=30,
     )
+    scheduler = make_scheduler(settings)
+    callbacks = [runs]
+    if isinstance(scheduler, PerTaskHalving):
+        callbacks.append(HalvingState(scheduler))
     return Tuner(
         make_trainable(settings, trial_resources),
         param_space=search_space(settings),
         tune_config=TuneConfig(
             metric=METRIC,
             mode="min",
-            scheduler=make_scheduler(settings),
+            scheduler=scheduler,
             search_alg=BasicVariantGenerator(
                 points_to_evaluate=stratified_points(settings), random_state=settings.seed
             ),
@@ -61,7 +65,7 @@ def make_tuner(
         run_config=RunConfig(
             name=name,
             storage_path=storage,
-            callbacks=[runs],
+            callbacks=callbacks,
             # Keeping 1 would force an experiment-state snapshot at every report; 4 lets Tune batch them.
             checkpoint_config=CheckpointConfig(num_to_keep=4),
             failure_config=FailureConfig(max_failures=max_failures),
@@ -81,7 +85,7 @@ def restore_tuner(
     """The sweep as it was left, with its own settings (the caller reads them from its record)
     and its MLflow runs written to mlflow_uri: the store where this sweep now lives."""
     # ASHA's rung records are not restored (ray-project/ray#30838): resumed trials are judged
-    # only against results reported after the restart.
+    # only against results reported after the restart. Synchronous halving's are (HalvingState).
     restored = Tuner.restore(
         experiment_path(storage, name),
         trainable=make_trainable(settings, trial_resources),
@@ -90,7 +94,14 @@ def restore_tuner(
     )
     # Callbacks come back from the experiment's pickle; Tuner.restore takes no new ones. The
     # private handle is the only way in: the resume tests of tests/test_record.py fail if Ray moves it.
-    for callback in restored._local_tuner.get_run_config().callbacks:
+    callbacks = restored._local_tuner.get_run_config().callbacks
+    for callback in callbacks:
         if isinstance(callback, MLflowTrialRuns):
             callback.uri = mlflow_uri
+    if settings.halving == "synchronous" and settings.asha and not any(
+            isinstance(callback, HalvingState) for callback in callbacks):
+        # Started before the rungs were saved: a new PerTaskHalving would hold its resumed trials
+        # at rungs for trials that already ended there.
+        raise ValueError(f"--resume: {name!r} was started by a version of dotmlp that did not "
+                         "save synchronous halving's rungs; run it again under another --name")
     return restored
