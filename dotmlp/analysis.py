@@ -138,6 +138,36 @@ def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
     return runs[list(columns)].rename(columns=columns)
 
 
+CURVE_METRICS = ("samples", "val_nmse", "val_nmse_min", "val_nmse_max", "diverged")
+
+
+def mlflow_curves(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """Every trial's evaluations as its MLflow run logged them (the driver logs each report
+    straight to the store), one row per (trial, step). Tune's own log of a trial (result.json)
+    can lose the evaluations before a restart (a trial resumed from a rung, a retry, --resume):
+    Ray copies the storage's copy over it when the trial restarts, and that copy may predate the
+    last sync. A step logged twice (a trial resumed from an earlier checkpoint) keeps its last."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    points: dict[tuple, dict] = {}
+    for run_id, trial_id in zip(runs["run_id"], runs["trial_id"], strict=True):
+        for key in CURVE_METRICS:
+            for metric in client.get_metric_history(run_id, key):
+                points.setdefault((trial_id, float(metric.step)), {})[key] = metric.value
+    return pd.DataFrame([{"trial_id": trial, "steps": step, **values}
+                         for (trial, step), values in points.items()])
+
+
+def merge_curves(tune_curves: pd.DataFrame, logged: pd.DataFrame) -> pd.DataFrame:
+    """The MLflow runs' curves, and Tune's for any evaluation they lack."""
+    if "diverged" in logged:  # the divergence sentinel is not a measurement
+        logged.loc[logged.pop("diverged").map(flag), "val_nmse"] = np.nan
+    both = pd.concat([logged, tune_curves], ignore_index=True)
+    both = both.drop_duplicates(["trial_id", "steps"], keep="first")
+    return both[tune_curves.columns].sort_values(["trial_id", "steps"], ignore_index=True)
+
+
 # ---------------------------------------------------------------------------- the table
 def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFrame:
     """One row per trial; a trial missing on either side keeps its row, flagged in `missing`."""
@@ -235,7 +265,9 @@ def build(results_dir: str | os.PathLike, name: str, figures: bool = True,
     else:
         uri = mlflow_uri or sweep_record.mlflow_uri(record, results_dir)
         tune_df, curves = tune_trials(experiment)
-        table = join(tune_df, mlflow_runs(uri, name, sweep_record.sweep_id(record)), record)
+        runs = mlflow_runs(uri, name, sweep_record.sweep_id(record))
+        curves = merge_curves(curves, mlflow_curves(uri, runs))
+        table = join(tune_df, runs, record)
         write_csv(table, out / TABLE_FILE)
         write_csv(curves, out / CURVES_FILE)
         write_csv(cells(table), out / CELLS_FILE)

@@ -267,36 +267,64 @@ def test_more_cpus_per_trial_than_the_machine_has_is_a_usage_error(run_cli, tmp_
 
 
 def rung_reports(results_dir: Path, name: str, step: int) -> int:
-    """How many of a sweep's runs have a held-out NMSE at this step, read as finished_runs reads."""
+    """How many of a sweep's MLPs have a held-out NMSE at this step, read as finished_runs reads."""
     db = results_dir / "mlflow.db"
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
             [(count,)] = con.execute(
                 "SELECT COUNT(DISTINCT metrics.run_uuid) FROM metrics JOIN runs USING (run_uuid)"
-                " JOIN experiments USING (experiment_id) WHERE experiments.name = ?"
-                " AND metrics.key = 'val_nmse' AND metrics.step = ?", (name, step)).fetchall()
+                " JOIN experiments USING (experiment_id) JOIN params USING (run_uuid)"
+                " WHERE experiments.name = ? AND metrics.key = 'val_nmse' AND metrics.step = ?"
+                " AND params.key = 'depth' AND params.value != '0'", (name, step)).fetchall()
         return count
     except sqlite3.Error:
         return 0
 
 
-def test_a_synchronous_sweep_resumed_mid_rung_ends_as_the_uninterrupted_one(run_cli, tmp_path):
-    # 8 MLPs of one task; rungs at 256 and 1,024 of 2,048 steps, factor 4. Interrupted while its
-    # first rung fills (some trials paused there, the rest still to reach it), then resumed: the
-    # rungs come back with the experiment (HalvingState) and every trial from its checkpoint with
-    # its data streams, so the resumed sweep prunes the same trials and ends on the same numbers,
-    # to the last bit, as the sweep that was never stopped.
-    def args(results, name):
-        return ["sweep/run.py", "--num-samples", "8", "--max-steps", "2048", "--reports", "4",
-                "--dimensions", "4", "--depths", "2", "--widths", "128,256", "--multiply", "off",
+def test_synchronous_halving_keeps_each_rung_s_best_and_resumes_mid_rung_to_the_same_end(
+        run_cli, tmp_path):
+    # One task: 8 MLPs (two widths × four learning rates) and 4 linear models. Rungs at 256 and
+    # 1,024 of 2,048 steps, factor 4: 2 of the 8 go on from 256 steps, 1 of those 2 from 1,024.
+    def args(results):
+        return ["sweep/run.py", "--num-samples", "12", "--max-steps", "2048", "--reports", "4",
+                "--dimensions", "4", "--depths", "0,2", "--widths", "128,256", "--multiply", "off",
                 "--lrs-per-cell", "4", "--seeds", "1", "--halving", "synchronous", "--no-figures",
-                "--results-dir", str(results), "--name", name]
+                "--results-dir", str(results), "--name", "sha"]
 
     whole = tmp_path / "whole"
-    proc = run_cli(*args(whole, "sha"))
+    proc = run_cli(*args(whole))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    table = read(whole, "sha").set_index("trial_id")
+    curves = pd.read_csv(whole / "sha" / analysis.CURVES_FILE)
+    assert (table.loc[table["depth"] == 0, "status"] == "completed").all()  # exempt
+    mlps = table[table["depth"] > 0]
+    assert len(mlps) == 8 and (mlps["status"] != "unfinished").all()
+    at = {step: curves[curves["steps"] == step].set_index("trial_id")["val_nmse"]
+          for step in (256, 1024)}
+    first = at[256].loc[mlps.index].nsmallest(2).index
+    assert set(mlps.index[mlps["steps"] > 256]) == set(first)  # the rung's best two, whatever order
+    (winner,) = mlps.index[mlps["status"] == "completed"]
+    assert winner == at[1024].loc[first].idxmin() and (mlps["status"] == "pruned").sum() == 7
+    # The two that went on were paused at 256 steps and resumed from their checkpoint there: their
+    # curves go on along the ladder, each evaluation once, and their MLflow runs finished.
+    for trial in first:
+        steps = curves.loc[curves["trial_id"] == trial, "steps"].tolist()
+        assert steps == [256, 512, 1024, 2048][:len(steps)] and len(steps) >= 3
+    _, runs = sweep_runs(whole, "sha")
+    tags = {r.data.tags[tracking.TRIAL_TAG]: r.data.tags.get(tracking.STATUS_TAG) for r in runs}
+    assert tags == table["status"].to_dict() and {r.info.status for r in runs} == {"FINISHED"}
+    # Every trial ended, and the experiment state says so: --resume has nothing left to run.
+    again = run_cli("sweep/run.py", "--resume", "--no-figures", "--results-dir", str(whole),
+                    "--name", "sha")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "12 trials: 5 completed, 7 pruned" in again.stdout
+
+    # The same sweep interrupted while its first rung fills (some MLPs paused there, the rest still
+    # to reach it), then resumed: the rungs come back with the experiment (HalvingState) and every
+    # trial from its checkpoint with its data streams, so it prunes the same trials and ends on the
+    # same numbers, to the last bit, as the sweep that was never stopped.
     stopped = tmp_path / "stopped"
-    code, err = disturbed(args(stopped, "sha"), tmp_path / "driver",
+    code, err = disturbed(args(stopped), tmp_path / "driver",
                           ready=lambda driver: rung_reports(stopped, "sha", 256) >= 2,
                           disturb=lambda driver: driver.send_signal(signal.SIGINT))
     assert code == 130, err[-3000:]
@@ -308,5 +336,4 @@ def test_a_synchronous_sweep_resumed_mid_rung_ends_as_the_uninterrupted_one(run_
     key = ["dimension", "depth", "width", "lr"]
     columns = ["status", "steps", "val_nmse"]
     expected, got = (read(r, "sha").set_index(key).sort_index()[columns] for r in (whole, stopped))
-    assert (expected["status"] == "completed").sum() == 1 and (expected["steps"] > 256).sum() == 2
     pd.testing.assert_frame_equal(got, expected)

@@ -75,36 +75,3 @@ def few_second_trials(results, name) -> list[str]:
     return ["sweep/run.py", "--num-samples", "6", "--max-steps", "768", "--reports", "4",
             "--dimensions", "2,4", "--depths", "2,4", "--widths", "256", "--multiply", "off",
             "--seeds", "1", "--no-asha", "--no-figures", "--results-dir", str(results), "--name", name]
-
-
-def test_synchronous_halving_keeps_each_rung_s_best_and_resumes_them(run_cli, tmp_path):
-    # One task: 8 MLPs (two widths × four learning rates) and 4 linear models. Rungs at 4 and 16
-    # of 32 steps, factor 4: 2 of the 8 go on from 4 steps, 1 of those 2 from 16.
-    proc = run_cli("sweep/run.py", "--num-samples", "12", "--max-steps", "32", "--reports", "4",
-                   "--dimensions", "2", "--depths", "0,1", "--widths", "8,16", "--multiply", "off",
-                   "--lrs-per-cell", "4", "--halving", "synchronous", "--no-figures",
-                   "--results-dir", str(tmp_path), "--name", "sha")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "sha" / "trials.csv").set_index("trial_id")
-    curves = pd.read_csv(tmp_path / "sha" / "curves.csv")
-    assert (table.loc[table["depth"] == 0, "status"] == "completed").all()  # exempt
-    mlps = table[table["depth"] > 0]
-    assert len(mlps) == 8 and (mlps["status"] != "unfinished").all()
-    at = {step: curves[curves["steps"] == step].set_index("trial_id")["val_nmse"] for step in (4, 16)}
-    first = at[4].loc[mlps.index].nsmallest(2).index
-    assert set(mlps.index[mlps["steps"] > 4]) == set(first)  # the rung's best two, whatever order
-    (winner,) = mlps.index[mlps["status"] == "completed"]
-    assert winner == at[16].loc[first].idxmin() and (mlps["status"] == "pruned").sum() == 7
-    # The two that went on were paused at 4 steps and resumed from their checkpoint there: their
-    # curves go on along the ladder, each evaluation once, and their MLflow runs finished.
-    for trial in first:
-        steps = curves.loc[curves["trial_id"] == trial, "steps"].tolist()
-        assert steps == [4, 8, 16, 32][:len(steps)] and len(steps) >= 3
-    _, runs = sweep_runs(tmp_path, "sha")
-    tags = {r.data.tags[tracking.TRIAL_TAG]: r.data.tags.get(tracking.STATUS_TAG) for r in runs}
-    assert tags == table["status"].to_dict() and {r.info.status for r in runs} == {"FINISHED"}
-    # Every trial ended, and the experiment state says so: --resume has nothing left to run.
-    again = run_cli("sweep/run.py", "--resume", "--no-figures", "--results-dir", str(tmp_path),
-                    "--name", "sha")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "12 trials: 5 completed, 7 pruned" in again.stdout
