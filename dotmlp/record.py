@@ -57,8 +57,13 @@ def write_atomically(target: Path, text: str) -> None:
     os.replace(tmp, target)
 
 
+# Settings added after sweeps were first recorded, with what every sweep did before: a record
+# without one means that, not the current default.
+BEFORE_RECORDED = {"halving": "asynchronous"}
+
+
 def settings(record: dict) -> SweepSettings:
-    return SweepSettings(**record["settings"])
+    return SweepSettings(**{**BEFORE_RECORDED, **record["settings"]})
 
 
 def storage(record: dict, results_dir: str | os.PathLike) -> str:

@@ -2,7 +2,9 @@ import math
 
 import pytest
 
+from dotmlp import record
 from dotmlp.config import MAX_STEPS_PER_BATCH, ConfigError, TrialConfig
+from tests.conftest import ROOT
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -47,3 +49,13 @@ def test_steps_per_batch_divides_the_budget_and_the_evaluation_interval(steps, e
     config = TrialConfig(dimension=2, steps=steps, eval_every=eval_every)
     assert config.steps_per_batch == k
     assert steps % k == 0 and config.eval_interval % k == 0 and 1 <= k <= MAX_STEPS_PER_BATCH
+
+
+def test_a_record_made_before_a_setting_existed_means_what_those_sweeps_did():
+    # The committed studies were recorded before --halving: they resume with ASHA, whatever the
+    # default is now.
+    committed = record.load(ROOT / "results", "study-cpu-long")
+    assert "halving" not in committed["settings"]
+    assert record.settings(committed).halving == "asynchronous"
+    given = {**committed, "settings": {**committed["settings"], "halving": "synchronous"}}
+    assert record.settings(given).halving == "synchronous"
