@@ -91,10 +91,19 @@ class DotProductModule(pl.LightningModule):
             checkpoint["training_streams"] = {
                 "device": self.device.type, "states": [g.get_state() for g in self._generators]
             }
+        # What the next report reads besides the weights: the evaluation before it (whether the
+        # curve still falls: budget_limited), which replicas have diverged, the training time.
+        checkpoint["dotmlp_run"] = {"last_metrics": self.last_metrics,
+                                    "replica_diverged": self.replica_diverged,
+                                    "train_seconds": self.train_seconds}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Lightning calls this before it builds the dataloaders (train_dataloader).
         self._restored_streams = checkpoint.get("training_streams")
+        run = checkpoint.get("dotmlp_run", {})
+        self.last_metrics = dict(run.get("last_metrics", {}))
+        self.replica_diverged = list(run.get("replica_diverged", self.replica_diverged))
+        self.train_seconds = run.get("train_seconds", 0.0)
 
     # Data is made here, after Lightning has moved the module to its device.
     def train_dataloader(self):

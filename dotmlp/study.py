@@ -58,7 +58,7 @@ def study_cpu() -> dict:
     cells = [c for d in DIMENSIONS for c in iso_parameter_cells(d, cpu_budgets(d))]
     cells += flag_cells()
     return dict(cells=tuple(cells), max_steps=4096, reports=7, lr_min=3e-4, lr_max=1e-2,
-                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells))
+                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), halving="asynchronous")
 
 
 def study_cpu_long() -> dict:
@@ -73,7 +73,7 @@ def study_cpu_long() -> dict:
     cells = [c for d in (8, 16) for c in iso_parameter_cells(d, cpu_budgets(d)[:2], depths=(1, 2))
              if c != (16, False, 1, 941)]
     return dict(cells=tuple(cells), max_steps=32768, reports=10, lr_min=1e-3, lr_max=1e-2,
-                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), asha_per="cell")
+                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), halving="asynchronous", asha_per="cell")
 
 
 def study_cpu_capacity() -> dict:
@@ -91,7 +91,7 @@ def study_cpu_capacity() -> dict:
                16: (1_000, 2_000, 4_000)}
     cells = [c for d, sizes in budgets.items() for c in iso_parameter_cells(d, sizes, depths=(2,))]
     return dict(cells=tuple(cells), max_steps=32768, reports=10, lr_min=1e-3, lr_max=1e-2,
-                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), asha_per="cell")
+                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), halving="asynchronous", asha_per="cell")
 
 
 def study_gpu() -> dict:
@@ -99,7 +99,7 @@ def study_gpu() -> dict:
     cells = [c for d in DIMENSIONS for c in iso_parameter_cells(d, gpu_budgets(d))]
     cells += flag_cells()
     return dict(cells=tuple(cells), max_steps=131072, reports=12, lr_min=1e-4, lr_max=3e-3,
-                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), batch_size=1024)
+                lrs_per_cell=3, seeds=3, num_samples=3 * len(cells), halving="asynchronous", batch_size=1024)
 
 
 PRESETS = {"study-cpu": study_cpu, "study-cpu-long": study_cpu_long,

@@ -71,9 +71,10 @@ def build_parser() -> ArgumentParser:
                    help="evaluations per full budget, x2 apart (6: at 1/32, 1/16, ... 1 of it)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
     p.add_argument("--no-asha", action="store_true", help="run every trial to the full budget")
-    p.add_argument("--halving", choices=HALVINGS, default="asynchronous",
-                   help="how the rungs decide: asynchronous (ASHA) or synchronous (each task's "
-                   "MLPs ranked all at once at a rung, paused until it fills)")
+    p.add_argument("--halving", choices=HALVINGS, default=None,
+                   help="how the rungs decide: synchronous (each task's MLPs ranked all at once "
+                   "at a rung, paused until it fills; the default) or asynchronous (Tune's ASHA; "
+                   "the default with --data pool)")
     p.add_argument("--no-figures", action="store_true", help="write the table but no figures")
     p.add_argument("--ray-timeline", default=None, metavar="FILE",
                    help="write Ray's task and actor timeline here (Chrome trace JSON), to profile a sweep")

@@ -102,7 +102,8 @@ def test_per_task_asha_lets_linear_models_run_and_keeps_them_out_of_the_rungs():
 @pytest.mark.parametrize("asha_per, small_net", [("task", TrialScheduler.STOP),
                                                  ("cell", TrialScheduler.CONTINUE)])
 def test_asha_per_cell_compares_a_cell_only_with_its_own_learning_rates(asha_per, small_net):
-    settings = SweepSettings(max_steps=160, reports=5, grace_fraction=1 / 16, asha_per=asha_per)
+    settings = SweepSettings(max_steps=160, reports=5, grace_fraction=1 / 16, asha_per=asha_per,
+                             halving="asynchronous")
     scheduler = dscheduler.make_scheduler(settings)
     scheduler.set_search_properties("val_nmse", "min")
     def net(width):
@@ -183,8 +184,11 @@ def test_synchronous_halving_s_rungs_come_back_with_the_experiment():
     assert restored._promoted == {trials[1].trial_id}
 
 
-def test_synchronous_halving_is_a_fresh_data_setting():
-    assert SweepSettings(halving="synchronous").halving == "synchronous"
+def test_synchronous_halving_is_the_default_of_a_fresh_data_sweep():
+    assert SweepSettings().halving == "synchronous"
+    assert SweepSettings(data="pool", users=(1000,)).halving == "asynchronous"  # time is epochs
+    assert isinstance(dscheduler.make_scheduler(SweepSettings()), dscheduler.PerTaskHalving)
+    assert SweepSettings(halving="asynchronous").halving == "asynchronous"
     with pytest.raises(ConfigError, match="halving must be one of asynchronous, synchronous"):
         SweepSettings(halving="hyperband")
     with pytest.raises(ConfigError, match="synchronous halving runs on steps"):
@@ -198,7 +202,7 @@ def test_synchronous_halving_knows_every_task_s_mlps_before_the_first_trial():
     mlps = [p for p in space.stratified_points(settings) if p["depth"] > 0]
     assert sum(scheduler._expected[key][0] for key in scheduler._expected) == len(mlps)
     assert trainable.shared_settings(settings)["pause_at"] == [256, 1024]
-    assert trainable.shared_settings(SweepSettings())["pause_at"] == []
+    assert trainable.shared_settings(SweepSettings(halving="asynchronous"))["pause_at"] == []
 
 
 def test_rung_milestones_are_asha_own_and_on_the_evaluation_ladder():
@@ -207,7 +211,7 @@ def test_rung_milestones_are_asha_own_and_on_the_evaluation_ladder():
     assert (settings.max_steps, settings.grace_period) == (2048, 256)
     milestones = dscheduler.rung_milestones(settings)
     assert milestones == [256, 1024] and set(milestones) <= set(settings.ladder)
-    bracket = dscheduler.make_scheduler(settings)._brackets[0]
+    bracket = dscheduler.make_scheduler(settings.replace(halving="asynchronous"))._brackets[0]
     assert sorted(m for m, _ in bracket._rungs if m < settings.max_steps) == milestones
 
 
