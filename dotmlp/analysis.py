@@ -346,7 +346,7 @@ def format_summary(summary: dict, out: Path) -> str:
     lines.append(f"\n{summary['trials']} trials: "
                  + ", ".join(f"{n} {s}" for s, n in summary["status"].items()))
     if summary.get("asha", True):
-        lines.append("ASHA stopped: "
+        lines.append("Pruned: "
                      + ", ".join(f"{n} at {k}" for k, n in summary["pruned_at_rung"].items()))
     lines.append(
         f"{summary['cells']} cells: {summary['single_seed_cells']} single-seed, "
