@@ -333,10 +333,11 @@ def run(
         sweep_record.write(results_dir, name, record)
         if resume:
             if left:
-                rungs = ("its rungs as they were left" if settings.halving == "synchronous" else
-                         "ASHA's rung records are not restored (ray-project/ray#30838): resumed "
+                rungs = ("" if not settings.asha else
+                         "; its rungs as they were left" if settings.halving == "synchronous" else
+                         "; ASHA's rung records are not restored (ray-project/ray#30838): resumed "
                          "trials are compared only with results reported after the restart")
-                print(f"Resuming {name}: {left} trials left to run; {rungs}.")
+                print(f"Resuming {name}: {left} trials left to run{rungs}.")
         fit_seconds, first_error = 0.0, None
         if left != 0:
             if resume:
