@@ -25,8 +25,10 @@ COMMITTED = ROOT / "results" / "sweep"
 
 def cheap_committed_rows(count: int = 2) -> list[dict]:
     table = pd.read_csv(COMMITTED / "trials.csv")
-    rows = table[(table["status"] == "completed") & (table["depth"] >= 1) & (table["width"] <= 64)
-                 & (table["dimension"] <= 4) & ~table["multiply"]]
+    # A pruned row re-trains to the steps it reached: at a constant rate, a budget cut there is the
+    # same run (the sweep's default prunes most of the small nets).
+    rows = table[table["status"].isin(["completed", "pruned"]) & (table["depth"] >= 1)
+                 & (table["width"] <= 64) & (table["dimension"] <= 4) & ~table["multiply"]]
     return rows.sort_values(["dimension", "depth", "lr"]).head(count).to_dict("records")
 
 

@@ -206,6 +206,7 @@ def test_gitignore_keeps_the_committed_results_and_hides_the_rest():
                  "results/heatmaps.ipynb", "results/README.md"]
     local = ["results/mlflow.db", "results/sweep/experiment_state-2026-11-26_10-42-27.json",
              "results/sweep/basic-variant-state-2026-11-26_10-42-27.json", "results/sweep/tuner.pkl",
+             "results/sweep/callback-states-2026-11-26_10-42-27.pkl",
              "results/sweep/train_trial_12bec_00000_0_2026-11-26_10-42-27/result.json",
              "results/sweep/.validate_storage_marker", "runs/mlflow.db",
              "runs/sweep-20261126-104141/trials.csv"]
