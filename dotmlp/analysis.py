@@ -107,9 +107,16 @@ def tune_trials(experiment_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         curves.append(frame[columns])
     curves = (pd.concat(curves, ignore_index=True) if curves
               else pd.DataFrame(columns=["trial_id", "steps", "samples", "val_nmse"]))
-    if "diverged" in curves:  # the divergence sentinel is not a measurement
+    return pd.DataFrame(rows), without_divergence_sentinel(curves).sort_values(
+        ["trial_id", "steps"], ignore_index=True)
+
+
+def without_divergence_sentinel(curves: pd.DataFrame) -> pd.DataFrame:
+    """Curves whose diverged evaluations hold NaN, not the sentinel reported to the scheduler
+    (the sentinel is not a measurement); the diverged column goes."""
+    if "diverged" in curves:
         curves.loc[curves.pop("diverged").map(flag), "val_nmse"] = np.nan
-    return pd.DataFrame(rows), curves.sort_values(["trial_id", "steps"], ignore_index=True)
+    return curves
 
 
 def _finite(value):
@@ -161,9 +168,7 @@ def mlflow_curves(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
 
 def merge_curves(tune_curves: pd.DataFrame, logged: pd.DataFrame) -> pd.DataFrame:
     """The MLflow runs' curves, and Tune's for any evaluation they lack."""
-    if "diverged" in logged:  # the divergence sentinel is not a measurement
-        logged.loc[logged.pop("diverged").map(flag), "val_nmse"] = np.nan
-    both = pd.concat([logged, tune_curves], ignore_index=True)
+    both = pd.concat([without_divergence_sentinel(logged), tune_curves], ignore_index=True)
     both = both.drop_duplicates(["trial_id", "steps"], keep="first")
     return both[tune_curves.columns].sort_values(["trial_id", "steps"], ignore_index=True)
 

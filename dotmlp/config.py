@@ -318,6 +318,11 @@ class SweepSettings:
         return "epochs_done" if self.data == "pool" else "steps"
 
     @property
+    def halves_synchronously(self) -> bool:
+        """Whether trials are pruned at rungs, and by synchronous halving (PerTaskHalving)."""
+        return self.asha and self.halving == "synchronous"
+
+    @property
     def max_t(self) -> int:
         """The full budget in time_attr's unit."""
         return self.epochs if self.data == "pool" else self.max_steps

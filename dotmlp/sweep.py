@@ -334,7 +334,7 @@ def run(
         if resume:
             if left:
                 rungs = ("" if not settings.asha else
-                         "; its rungs as they were left" if settings.halving == "synchronous" else
+                         "; its rungs as they were left" if settings.halves_synchronously else
                          "; ASHA's rung records are not restored (ray-project/ray#30838): resumed "
                          "trials are compared only with results reported after the restart")
                 print(f"Resuming {name}: {left} trials left to run{rungs}.")

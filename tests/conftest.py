@@ -38,22 +38,26 @@ def start(args: list[str], log: Path, **popen) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, **popen)
 
 
-def finished_runs(results_dir: Path, name: str) -> int:
-    """How many of experiment name's MLflow runs have finished, read from the SQLite store without
-    opening it as MLflow would: MLflow creates the tables of a store it opens, and a second process
-    doing so while the sweep creates them corrupts the store for good (the sweep's workers then log
-    nothing). Read-only, this poll can never race the sweep."""
+def store_count(results_dir: Path, query: str, parameters: tuple) -> int:
+    """A COUNT query on a sweep's SQLite MLflow store, read without opening it as MLflow would:
+    MLflow creates the tables of a store it opens, and a second process doing so while the sweep
+    creates them corrupts the store for good (the sweep's workers then log nothing). Read-only,
+    this poll can never race the sweep."""
     db = results_dir / "mlflow.db"
     if not db.exists():
         return 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
-            [(count,)] = con.execute(
-                "SELECT COUNT(*) FROM runs JOIN experiments USING (experiment_id)"
-                " WHERE experiments.name = ? AND runs.status = 'FINISHED'", (name,)).fetchall()
+            [(count,)] = con.execute(query, parameters).fetchall()
         return count
     except sqlite3.Error:  # the sweep has not made its tables yet, or holds the file
         return 0
+
+
+def finished_runs(results_dir: Path, name: str) -> int:
+    """How many of experiment name's MLflow runs have finished (store_count)."""
+    return store_count(results_dir, "SELECT COUNT(*) FROM runs JOIN experiments USING (experiment_id)"
+                       " WHERE experiments.name = ? AND runs.status = 'FINISHED'", (name,))
 
 
 def wait_for(predicate, timeout: float, interval: float = 1.0) -> bool:

@@ -2,12 +2,10 @@
 sweep's runs stay out, and a results dir can be moved. Real sweeps on a local Ray runtime with a
 real SQLite store, at tiny budgets."""
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dotmlp import analysis, tracking
-from tests.conftest import ROOT, finished_runs, start, wait_for
+from tests.conftest import ROOT, finished_runs, start, store_count, wait_for
 from tests.test_sweep import few_second_trials, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -267,18 +265,12 @@ def test_more_cpus_per_trial_than_the_machine_has_is_a_usage_error(run_cli, tmp_
 
 
 def rung_reports(results_dir: Path, name: str, step: int) -> int:
-    """How many of a sweep's MLPs have a held-out NMSE at this step, read as finished_runs reads."""
-    db = results_dir / "mlflow.db"
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
-            [(count,)] = con.execute(
-                "SELECT COUNT(DISTINCT metrics.run_uuid) FROM metrics JOIN runs USING (run_uuid)"
-                " JOIN experiments USING (experiment_id) JOIN params USING (run_uuid)"
-                " WHERE experiments.name = ? AND metrics.key = 'val_nmse' AND metrics.step = ?"
-                " AND params.key = 'depth' AND params.value != '0'", (name, step)).fetchall()
-        return count
-    except sqlite3.Error:
-        return 0
+    """How many of a sweep's MLPs have a held-out NMSE at this step (store_count)."""
+    return store_count(
+        results_dir, "SELECT COUNT(DISTINCT metrics.run_uuid) FROM metrics JOIN runs USING (run_uuid)"
+        " JOIN experiments USING (experiment_id) JOIN params USING (run_uuid)"
+        " WHERE experiments.name = ? AND metrics.key = 'val_nmse' AND metrics.step = ?"
+        " AND params.key = 'depth' AND params.value != '0'", (name, step))
 
 
 def test_synchronous_halving_keeps_each_rung_s_best_and_resumes_mid_rung_to_the_same_end(

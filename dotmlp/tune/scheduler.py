@@ -254,7 +254,7 @@ def make_scheduler(settings: SweepSettings) -> PerTaskASHA | PerTaskHalving | No
     # trials take more steps per epoch); its trials compete only with trials of the same pool.
     users = ("users",) if settings.data == "pool" else ()
     group_by = GROUPS[settings.asha_per] + users
-    if settings.halving == "synchronous":
+    if settings.halves_synchronously:
         cohorts = collections.Counter(tuple(point.get(name) for name in group_by)
                                       for point in stratified_points(settings)
                                       if point["depth"] != 0)

@@ -88,7 +88,7 @@ def train_trial(config: dict, settings: dict) -> None:
 def shared_settings(settings: SweepSettings) -> dict:
     """What train_trial gets besides its sampled config: the settings every trial shares, and
     its torch threads (one per CPU of the trial), and the steps where it may be paused."""
-    pause_at = rung_milestones(settings) if settings.asha and settings.halving == "synchronous" else []
+    pause_at = rung_milestones(settings) if settings.halves_synchronously else []
     return {**settings.trial_settings(), "threads": max(1, int(settings.cpus_per_trial)),
             "pause_at": pause_at}
 

@@ -98,7 +98,7 @@ def restore_tuner(
     for callback in callbacks:
         if isinstance(callback, MLflowTrialRuns):
             callback.uri = mlflow_uri
-    if settings.halving == "synchronous" and settings.asha and not any(
+    if settings.halves_synchronously and not any(
             isinstance(callback, HalvingState) for callback in callbacks):
         # Started before the rungs were saved: a new PerTaskHalving would hold its resumed trials
         # at rungs for trials that already ended there.
