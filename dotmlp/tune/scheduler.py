@@ -16,12 +16,37 @@ from dotmlp.tune.space import stratified_points
 from dotmlp.tune.status import flag
 
 
+def save_state(tune_controller, trial) -> None:
+    """Have Tune write this trial's status into the next experiment snapshot.
+
+    Ray 2.60 re-saves the state of trials it still holds an actor for only: a trial that errors
+    before its actor is assigned (a reused actor killed as it starts the trial) stays PENDING in
+    the snapshot, and a trial stopped while paused stays PAUSED, so the table read from it says
+    unfinished. The private handle is the only way in; test_record's worker-death and halving
+    tests fail if Ray moves it."""
+    mark = getattr(tune_controller, "_mark_trial_to_checkpoint", None)
+    if mark is not None:
+        mark(trial)
+
+
+class SavesErrors:
+    """Scheduler mixin: an errored trial's ERROR reaches the experiment's state (save_state)."""
+
+    def on_trial_error(self, tune_controller, trial):
+        super().on_trial_error(tune_controller, trial)
+        save_state(tune_controller, trial)
+
+
+class FullBudget(SavesErrors, FIFOScheduler):
+    """Tune's FIFO scheduler, errors saved: every trial runs its full budget (--no-asha)."""
+
+
 def exempt(trial, depths: tuple[int, ...]) -> bool:
     """Whether a trial takes no part in the rungs (linear models: see PerTaskASHA)."""
     return trial.config.get("depth") in depths
 
 
-class PerTaskASHA(ASHAScheduler):
+class PerTaskASHA(SavesErrors, ASHAScheduler):
     """ASHA with one set of rungs per task (dimension, multiplication flag), which never stops
     a linear model (depth 0).
 
@@ -172,13 +197,7 @@ class PerTaskHalving(FIFOScheduler):
             elif trial_id in trials and (trials[trial_id].status == Trial.PAUSED
                                          or trials[trial_id].is_saving):  # still pausing
                 tune_controller.stop_trial(trials[trial_id])
-                # Ray 2.60 re-saves the state of live trials only: without this, a trial stopped
-                # while paused stays PAUSED in the experiment state (and in the table read from
-                # it). The private handle is the only way in; test_sweep's halving test fails if
-                # Ray moves it.
-                mark = getattr(tune_controller, "_mark_trial_to_checkpoint", None)
-                if mark is not None:
-                    mark(trials[trial_id])
+                save_state(tune_controller, trials[trial_id])
         return action
 
     def _score(self, value: float) -> float:
@@ -206,6 +225,7 @@ class PerTaskHalving(FIFOScheduler):
 
     def on_trial_error(self, tune_controller, trial):
         self._left_the_race(tune_controller, trial)
+        save_state(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller, trial):
         self._left_the_race(tune_controller, trial)
@@ -247,9 +267,9 @@ class HalvingState(Callback):
 GROUPS = {"task": ("dimension", "multiply"), "cell": ("dimension", "multiply", "depth", "width")}
 
 
-def make_scheduler(settings: SweepSettings) -> PerTaskASHA | PerTaskHalving | None:
+def make_scheduler(settings: SweepSettings) -> PerTaskASHA | PerTaskHalving | FullBudget:
     if not settings.asha:
-        return None  # Tune's FIFO scheduler: every trial runs its full budget
+        return FullBudget()
     # A pool's size is part of the task: a larger pool is easier to generalise from (and its
     # trials take more steps per epoch); its trials compete only with trials of the same pool.
     users = ("users",) if settings.data == "pool" else ()
