@@ -13,6 +13,7 @@ NO_GPU = not torch.cuda.is_available()
 
 TINY_SWEEP = ["--max-steps", "32", "--reports", "4", "--dimensions", "2", "--depths", "1",
               "--widths", "8", "--multiply", "off"]
+TIMELINE = "timeline.json"
 
 
 def last_json(proc) -> dict:
@@ -72,14 +73,10 @@ def test_worker_time_leaves_start_up_out_when_the_driver_events_were_cut():
 
 
 @pytest.mark.slow
-def test_ray_timeline_of_a_sweep_splits_the_workers_time(run_cli, tmp_path):
+def test_ray_timeline_of_a_sweep_splits_the_workers_time(full_budget_sweep):
     from benchmarks.gpu_sharing import worker_time
 
-    timeline = tmp_path / "timeline.json"
-    proc = run_cli("sweep/run.py", "--num-samples", "3", *TINY_SWEEP, "--no-figures",
-                   "--results-dir", str(tmp_path), "--ray-timeline", str(timeline), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    split = worker_time(json.loads(timeline.read_text()))
+    split = worker_time(json.loads((full_budget_sweep / TIMELINE).read_text()))
     assert 1 <= split["workers"] <= 2 and split["in_calls"] > 0
     parts = split["start_up"] + split["in_calls"] + split["between_calls"] + split["after_last_call"]
     assert parts == pytest.approx(split["workers"] * split["timeline_seconds"])
@@ -185,10 +182,12 @@ def test_synchronous_halving_judges_a_rung_off_the_ladder_at_the_next_report():
 
 @pytest.fixture(scope="module")
 def full_budget_sweep(run_cli, tmp_path_factory):
-    """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task."""
+    """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task, and
+    its Ray timeline (TIMELINE)."""
     folder = tmp_path_factory.mktemp("full_budget")
     proc = run_cli("sweep/run.py", "--num-samples", "4", *TINY_SWEEP, "--no-asha", "--no-figures",
-                   "--results-dir", str(folder), "--name", "full", timeout=600)
+                   "--results-dir", str(folder), "--name", "full",
+                   "--ray-timeline", str(folder / TIMELINE), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder
 
