@@ -1,13 +1,15 @@
-"""One hidden layer's step, batched over K replicas against K single replicas.
+"""One hidden layer's step for K replicas, batched and product by product, against K single replicas.
 
 `python benchmarks/products.py [--json] [--seeds 3] [--widths 64,256] [--batch 1024] [--repeats 50]`
 
 Times a hidden layer of the sweep's model (dotmlp.model.StackedLinear and its ReLU), forward and
-backward, at the sweep's batch and one thread, for K replicas in one batched product and for one
-replica, and its elementwise work alone (ReLU and its backward). The ratio is K × (one replica's
-time) ÷ (K replicas' time): above 1, batching the replicas pays. Near 1 at a width, a step there is
-arithmetic, which batching cannot shrink; below 1 for the elementwise work, K replicas' activations
-no longer fit the cache one replica's do.
+backward, at the sweep's batch and one thread: for one replica (one product, as the one-replica
+model computes it), for K replicas in one batched product (`layer_step`, DotMLP.batched: a GPU's
+path) and for K replicas one product each (`layer_step_per_replica`, DotMLP.replicas_by_product: a
+CPU's path); and its elementwise work alone (ReLU and its backward). A ratio is K × (one
+replica's time) ÷ (K replicas' time): above 1, that way of running K replicas beats K single
+ones. Near 1 at a width, a step there is arithmetic, which batching cannot shrink; below 1 for the
+elementwise work, K replicas' activations no longer fit the cache one replica's do.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def seconds(work, repeats: int) -> float:
 
 
 def layer_parts(replicas: int, width: int, batch: int, repeats: int) -> dict:
-    """Seconds of one layer's step (forward and backward, with autograd) and of its ReLU's
-    elementwise work alone (forward and backward)."""
+    """Seconds of one layer's step (forward and backward, with autograd; batched and per replica)
+    and of its ReLU's elementwise work alone (forward and backward)."""
     layer = StackedLinear(replicas, width, width)
     for k in range(replicas):
         layer.reset_replica(k, torch.Generator().manual_seed(k))
@@ -53,9 +55,15 @@ def layer_parts(replicas: int, width: int, batch: int, repeats: int) -> dict:
 
     def step():
         layer.zero_grad(set_to_none=True)
-        torch.relu(layer(xg)).backward(grad)
+        torch.relu_(layer(xg)).backward(grad)
 
-    return {"layer_step": seconds(step, repeats), "elementwise": elementwise}
+    def step_per_replica():
+        layer.zero_grad(set_to_none=True)
+        outs = [torch.relu_(h) for h in layer.per_replica(xg.unbind(0))]
+        torch.autograd.backward(outs, list(grad.unbind(0)))
+
+    return {"layer_step": seconds(step, repeats), "elementwise": elementwise,
+            "layer_step_per_replica": seconds(step_per_replica, repeats)}
 
 
 def measure(seeds: int, widths: list[int], batch: int, repeats: int) -> dict:
@@ -63,6 +71,8 @@ def measure(seeds: int, widths: list[int], batch: int, repeats: int) -> dict:
     rows = []
     for width in widths:
         one, many = (layer_parts(k, width, batch, repeats) for k in (1, seeds))
+        # One replica's layer step is its single product (a one-replica model on a CPU).
+        one["layer_step"] = one["layer_step_per_replica"] = one.pop("layer_step_per_replica")
         row = {"width": width, **{f"{part}_ratio": seeds * one[part] / many[part] for part in one},
                **{f"{part}_us_per_replica_single": 1e6 * one[part] for part in one},
                **{f"{part}_us_per_replica_batched": 1e6 * many[part] / seeds for part in many}}

@@ -3,7 +3,7 @@
 `python benchmarks/throughput.py [--json] [--seeds 3] [--steps 512] [--eval-every 128] [--repeats 3]
 [--device cuda]`
 
-With --seeds K (the sweep's default, 3) the trainable trains K replicas in one batched model, and
+With --seeds K (the sweep's default, 3) the trainable trains K replicas in one model, and
 the bare side is K single-seed bare loops run one after the other: the ratio is replica-samples
 per second of the trainable ÷ those of the K bare loops (above 1: the batched replicas beat
 training the seeds one by one). With --seeds 1 it is the plain per-trial overhead.

@@ -10,10 +10,11 @@ from torch import nn
 
 
 class StackedLinear(nn.Module):
-    """K independent linear layers (one per replica) applied as one batched matrix product.
+    """K independent linear layers (one per replica), stacked in one weight and one bias.
 
-    One kernel serves every replica, and one Adam step updates them all: Adam is elementwise,
-    so with the replicas' losses summed each replica gets exactly the update it would get alone.
+    One Adam step updates every replica: Adam is elementwise, so with the replicas' losses summed
+    each replica gets exactly the update it would get alone. The products run as one batched
+    product (forward) or one product per replica (per_replica): see DotMLP.forward for which.
     """
 
     def __init__(self, replicas: int, fan_in: int, fan_out: int):
@@ -32,6 +33,13 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, batch, in) -> (K, batch, out)
         return torch.baddbmm(self.bias, x, self.weight)
+
+    def per_replica(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """K inputs (batch, in) -> K outputs (batch, out): replica k's product alone, as a
+        one-replica layer computes it, on views of the stacked weight (one backward node stacks
+        the replicas' gradients)."""
+        weights, biases = self.weight.unbind(0), self.bias.unbind(0)
+        return [torch.addmm(bias, x, weight) for x, weight, bias in zip(xs, weights, biases, strict=True)]
 
 
 class DotMLP(nn.Module):
@@ -80,10 +88,27 @@ class DotMLP(nn.Module):
         shared = x.dim() == 2
         if shared:
             x = x.expand(self.replicas, *x.shape)
-        for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        out = self.layers[-1](x).squeeze(-1)
+        out = self.replicas_by_product(x) if x.device.type == "cpu" else self.batched(x)
+        out = out.squeeze(-1)
         return out[0] if shared and self.replicas == 1 else out
+
+    def batched(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, batch, in) -> (K, batch, 1), one kernel per layer for all K replicas: on a GPU a
+        step of these nets is kernel launches, and batching the replicas divides them by K."""
+        for layer in self.layers[:-1]:
+            # In place: the product's backward needs its inputs, not its output.
+            x = torch.relu_(layer(x))
+        return self.layers[-1](x)
+
+    def replicas_by_product(self, x: torch.Tensor) -> torch.Tensor:
+        """The same, one matrix product per replica: on a CPU a step is arithmetic, and there K
+        products measured faster than one batched product (benchmarks/README.md, 2026-12-04: K = 3
+        against 3 single runs of the same path, 1.00-1.40 where the batched product gave
+        0.81-0.99), and replica k computes exactly what the one-replica model of its seed does."""
+        xs = x.unbind(0)
+        for layer in self.layers[:-1]:
+            xs = [torch.relu_(h) for h in layer.per_replica(xs)]
+        return torch.stack(self.layers[-1].per_replica(xs))
 
     def check_inputs(self, a: torch.Tensor, b: torch.Tensor) -> None:
         """torch.dot's rules, batched: two (batch, d) tensors of one shape, dtype and device

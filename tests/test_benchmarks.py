@@ -38,12 +38,13 @@ def test_throughput_rejects_bad_settings(run_cli):
 
 
 @pytest.mark.skipif(not NO_GPU, reason="checks the refusal on a machine without a GPU")
-def test_products_split_a_layer_s_step_batched_and_single(run_cli):
+def test_products_split_a_layer_s_step_batched_per_replica_and_single(run_cli):
     result = last_json(run_cli("benchmarks/products.py", "--json", "--widths", "8,16", "--batch", "32",
                                "--repeats", "2", timeout=120))
     assert [row["width"] for row in result["widths"]] == [8, 16] and result["seeds"] == 3
     for row in result["widths"]:
-        assert all(row[f"{part}_ratio"] > 0 for part in ("elementwise", "layer_step"))
+        assert all(row[f"{part}_ratio"] > 0
+                   for part in ("elementwise", "layer_step", "layer_step_per_replica"))
     proc = run_cli("benchmarks/products.py", "--widths", "8,x", timeout=120)
     assert proc.returncode == 2 and "--widths wants integers" in proc.stderr
 

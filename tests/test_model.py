@@ -26,10 +26,27 @@ def test_replicas_are_independent_networks_each_initialised_from_its_own_seed():
     out = stacked(a, b)  # shared inputs: one row per replica
     assert out.shape == (3, 5)
     for k, single in enumerate(singles):
-        assert torch.allclose(out[k], single(a, b), atol=1e-6)
+        assert torch.equal(out[k], single(a, b))  # on a CPU, replica k's own products
     own = stacked(torch.randn(3, 5, 3), torch.randn(3, 5, 3))  # one batch per replica
     assert own.shape == (3, 5)
     assert parameter_count(stacked) == parameter_count(singles[0])
+
+
+def test_the_batched_product_a_gpu_runs_computes_what_the_per_replica_products_compute():
+    # A GPU takes DotMLP.batched (one kernel for K replicas), a CPU replicas_by_product: the
+    # same network, so the same outputs and gradients up to the products' summation order.
+    model = DotMLP(2, hidden=(16, 16), replicas=3, seed=0)
+    x = torch.randn(3, 7, 4)
+    grads = []
+    for path in (model.batched, model.replicas_by_product):
+        model.zero_grad()
+        out = path(x)
+        out.square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        assert out.shape == (3, 7, 1)
+    assert torch.allclose(model.batched(x), model.replicas_by_product(x), atol=1e-6)
+    for batched, per_replica in zip(*grads, strict=True):
+        assert torch.allclose(batched, per_replica, atol=1e-5)
 
 
 def test_depth_zero_is_linear_and_the_flag_adds_d_inputs():
