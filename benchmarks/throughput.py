@@ -5,7 +5,7 @@
 
 With --seeds K (the sweep's default, 3) the trainable trains K replicas in one model, and
 the bare side is K single-seed bare loops run one after the other: the ratio is replica-samples
-per second of the trainable ÷ those of the K bare loops (above 1: the batched replicas beat
+per second of the trainable ÷ those of the K bare loops (above 1: the K replicas in one model beat
 training the seeds one by one). With --seeds 1 it is the plain per-trial overhead.
 
 Both sides train the same DotMLP with the same Adam, batch, thread count (one, as a sweep trial)
