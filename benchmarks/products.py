@@ -62,8 +62,11 @@ def layer_parts(replicas: int, width: int, batch: int, repeats: int) -> dict:
         outs = [torch.relu_(h) for h in layer.per_replica(xg.unbind(0))]
         torch.autograd.backward(outs, list(grad.unbind(0)))
 
-    return {"layer_step": seconds(step, repeats), "elementwise": elementwise,
-            "layer_step_per_replica": seconds(step_per_replica, repeats)}
+    parts = {"elementwise": elementwise, "layer_step_per_replica": seconds(step_per_replica, repeats)}
+    # One replica's layer step is its single product (a one-replica model on a CPU): not timed
+    # again as a batched product of one.
+    parts["layer_step"] = seconds(step, repeats) if replicas > 1 else parts["layer_step_per_replica"]
+    return parts
 
 
 def measure(seeds: int, widths: list[int], batch: int, repeats: int) -> dict:
@@ -71,8 +74,6 @@ def measure(seeds: int, widths: list[int], batch: int, repeats: int) -> dict:
     rows = []
     for width in widths:
         one, many = (layer_parts(k, width, batch, repeats) for k in (1, seeds))
-        # One replica's layer step is its single product (a one-replica model on a CPU).
-        one["layer_step"] = one["layer_step_per_replica"] = one.pop("layer_step_per_replica")
         row = {"width": width, **{f"{part}_ratio": seeds * one[part] / many[part] for part in one},
                **{f"{part}_us_per_replica_single": 1e6 * one[part] for part in one},
                **{f"{part}_us_per_replica_batched": 1e6 * many[part] / seeds for part in many}}
