@@ -14,6 +14,11 @@ import torch
 # The held-out set has its own seed, independent of the trial's, so every trial of a given
 # dimension and target is scored on the same pairs and NMSE values are comparable across a sweep.
 HELD_OUT_SEED = 2_718_281
+# Where the fixed worlds (held-out pairs, fixed training sets, pools) are drawn before they move to
+# the trial's device: CPU and CUDA generators give different numbers for one seed (and CUDA's
+# may differ between GPU models), so a world drawn on the device would depend on the machine.
+# Training streams stay on the device: their batches are never compared across trials.
+WORLD_DEVICE = "cpu"
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -47,8 +52,10 @@ def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
 def held_out_set(
     dimension: int, n: int, device: torch.device | str, target: str = "dot"
 ) -> Batch:
-    """The fixed evaluation pairs for this dimension and target; never trained on."""
-    return sample_pairs(n, dimension, make_generator(HELD_OUT_SEED, device), target)
+    """The fixed evaluation pairs for this dimension and target; never trained on. Drawn on the
+    CPU and moved to `device`: the same pairs on any machine."""
+    pairs = sample_pairs(n, dimension, make_generator(HELD_OUT_SEED, WORLD_DEVICE), target)
+    return tuple(tensor.to(device) for tensor in pairs)
 
 
 def training_seed(seed: int, start_step: int) -> int:
@@ -104,7 +111,11 @@ class FreshBatches:
 
 
 class FixedBatches:
-    """n fixed pairs, reshuffled and reused every epoch, without end (the budget stops training)."""
+    """n fixed pairs, reshuffled and reused every epoch, without end (the budget stops training).
+
+    The pairs are drawn by `generator` and moved to `device` (by default the generator's): a
+    trial draws them on the CPU (WORLD_DEVICE), so its fixed set is the same on any device, and
+    shuffles them with a generator on its device (set `generator` after construction)."""
 
     def __init__(
         self,
@@ -113,8 +124,10 @@ class FixedBatches:
         batch_size: int,
         generator: torch.Generator,
         target: str = "dot",
+        device: torch.device | str | None = None,
     ):
-        self.pairs = sample_pairs(n, dimension, generator, target)
+        pairs = sample_pairs(n, dimension, generator, target)
+        self.pairs = tuple(tensor.to(device or generator.device) for tensor in pairs)
         self.batch_size = min(batch_size, n)
         self.generator = generator
 
@@ -229,7 +242,8 @@ def sample_distinct(n: int, total: int, generator: torch.Generator) -> torch.Ten
 
 class Pool:
     """A finite world of users and items, its observed noisy ratings split into train and test,
-    and a set of fresh pairs; all on `device`, deterministic for `seed`.
+    and a set of fresh pairs; all on `device`, deterministic for `seed`: drawn on the CPU
+    (WORLD_DEVICE) and then moved, so a seed's world is the same on any device.
 
     Pairs are stored as flat indices user · items + item into the two embedding tables, not as
     copies of the vectors (a 64,000-user pool's 6.4M pairs: 51 MB of indices instead of 3.3 GB of
@@ -248,7 +262,7 @@ class Pool:
         test_fraction: float = 0.1,
         fresh_pairs: int = POOL_FRESH_PAIRS,
     ):
-        generator = make_generator(pool_seed(seed), device)
+        generator = make_generator(pool_seed(seed), WORLD_DEVICE)
         self.dimension, self.users = dimension, users
         self.items = users if items is None else items
         self.noise = noise
@@ -256,21 +270,22 @@ class Pool:
         self.device = torch.device(device)
 
         def embeddings(rows: int) -> torch.Tensor:
-            return self.sigma * torch.randn(rows, dimension, generator=generator, device=device)
+            return self.sigma * torch.randn(rows, dimension, generator=generator)
 
         self.user_vectors = embeddings(users)
         self.item_vectors = embeddings(self.items)
         n = users * min(items_per_user, self.items)  # config.pool_pairs when items == users
         pairs = sample_distinct(n, users * self.items, generator)  # in random order: split it
-        labels = self.targets(pairs) + noise * torch.randn(n, generator=generator, device=device)
+        labels = self.targets(pairs) + noise * torch.randn(n, generator=generator)
         n_test = int(n * test_fraction)
-        self.test_ids, self.train_ids = pairs[:n_test], pairs[n_test:]
-        self.test_labels, self.train_labels = labels[:n_test], labels[n_test:]
         a, b = embeddings(fresh_pairs), embeddings(fresh_pairs)
         fresh_targets = target_values(a, b)
-        fresh_labels = fresh_targets + noise * torch.randn(
-            fresh_pairs, generator=generator, device=device
-        )
+        fresh_labels = fresh_targets + noise * torch.randn(fresh_pairs, generator=generator)
+        self.user_vectors, self.item_vectors, pairs, labels, a, b, fresh_labels, fresh_targets = (
+            tensor.to(device) for tensor in (self.user_vectors, self.item_vectors, pairs, labels,
+                                             a, b, fresh_labels, fresh_targets))
+        self.test_ids, self.train_ids = pairs[:n_test], pairs[n_test:]
+        self.test_labels, self.train_labels = labels[:n_test], labels[n_test:]
         self.fresh: PoolSplit = (a, b, fresh_labels, fresh_targets)
         self._dot_metrics: dict[str, float] | None = None
 

@@ -55,9 +55,10 @@ class DotProductModule(pl.LightningModule):
     @property
     def pools(self) -> list[data.Pool]:
         """The pool regime's users, items and splits, one pool per replica (replica k's world is
-        drawn from its seed, like its initialisation and its shuffles), built on the module's
-        device when first needed (after Lightning has moved the module there) and rebuilt if it
-        moves; not part of the checkpoint: the seeds give the same pools back on resume."""
+        drawn from its seed, like its initialisation and its shuffles, on the CPU: the same world
+        on any device), moved to the module's device when first needed (after Lightning has moved
+        the module there) and rebuilt if it moves; not part of the checkpoint: the seeds give the
+        same pools back on resume."""
         if not self._pools or self._pools[0].device != self.device:
             cfg = self.config
             self._pools = [data.Pool(cfg.dimension, cfg.users, cfg.seed + k, self.device)
@@ -113,11 +114,13 @@ class DotProductModule(pl.LightningModule):
         if cfg.data == "fixed":
             streams = []
             for seed, generator in zip(seeds, generators, strict=True):
-                # Each replica's fixed set is drawn from its own seed, so a resumed trial sees the
-                # same pairs; its shuffles from the stream that resumes.
-                fixed = data.make_generator(data.training_seed(seed, 0), self.device)
+                # Each replica's fixed set is drawn from its own seed, on the CPU, so a resumed
+                # trial, or one on another device, sees the same pairs; its shuffles come from
+                # the stream that resumes, on the trial's device.
+                fixed = data.make_generator(data.training_seed(seed, 0), data.WORLD_DEVICE)
                 batches = data.FixedBatches(
-                    cfg.dimension, cfg.train_samples, cfg.batch_size, fixed, cfg.target
+                    cfg.dimension, cfg.train_samples, cfg.batch_size, fixed, cfg.target,
+                    device=self.device,
                 )
                 batches.generator = generator
                 streams.append(batches)

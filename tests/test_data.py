@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from dotmlp import data
+from dotmlp.config import TrialConfig
 
 
 def test_targets_are_the_dot_product_and_cosine():
@@ -64,3 +66,41 @@ def test_chunks_hold_consecutive_batches_in_order():
         for a, b, y in batches:
             one = next(singles)
             assert torch.equal(a, one[0]) and torch.equal(b, one[1]) and torch.equal(y, one[2])
+
+
+def test_held_out_pairs_are_drawn_on_the_cpu_before_any_device_is_involved():
+    # The CPU's draw with the held-out seed is the set, whatever device scores it. The meta device
+    # has no generator and holds no values: a set drawn there fails; one drawn on the CPU and
+    # moved there arrives with its shape.
+    cpu = data.sample_pairs(64, 3, data.make_generator(data.HELD_OUT_SEED, "cpu"))
+    assert all(torch.equal(x, y) for x, y in zip(data.held_out_set(3, 64, "cpu"), cpu, strict=True))
+    moved = data.held_out_set(3, 64, "meta")
+    assert [t.device.type for t in moved] == ["meta"] * 3
+    assert [t.shape for t in moved] == [t.shape for t in cpu]
+
+
+def test_a_fixed_set_is_drawn_by_its_generator_and_moved_to_the_device():
+    cpu = data.FixedBatches(2, 32, 8, data.make_generator(1, "cpu"))
+    moved = data.FixedBatches(2, 32, 8, data.make_generator(1, "cpu"), device="meta")
+    assert [t.device.type for t in moved.pairs] == ["meta"] * 3
+    assert [t.shape for t in moved.pairs] == [t.shape for t in cpu.pairs]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_trial_is_scored_on_the_pairs_a_cpu_trial_is():
+    from dotmlp.module import DotProductModule
+
+    config = TrialConfig(dimension=4, depth=1, width=8, lr=1e-3, steps=8, data="fixed",
+                         train_samples=64, batch_size=16, val_samples=256, seeds=2).to_dict()
+    cpu, cuda = DotProductModule(config), DotProductModule(config).to("cuda")
+    assert cuda.device.type == "cuda"
+    for here, there in ((cpu.val_dataloader().batch, cuda.val_dataloader().batch),
+                        *((a.pairs, b.pairs) for a, b in zip(
+                            cpu.train_dataloader().batches.streams,
+                            cuda.train_dataloader().batches.streams, strict=True))):
+        assert all(x.device.type == "cuda" for x in there)
+        assert all(torch.equal(x, y.cpu()) for x, y in zip(here, there, strict=True))
+    on_cpu, on_cuda = data.Pool(4, 50, seed=2), data.Pool(4, 50, seed=2, device="cuda")
+    for name in ("user_vectors", "item_vectors", "train_ids", "test_ids", "train_labels"):
+        assert torch.equal(getattr(on_cpu, name), getattr(on_cuda, name).cpu())
+    assert all(torch.equal(x, y.cpu()) for x, y in zip(on_cpu.fresh, on_cuda.fresh, strict=True))

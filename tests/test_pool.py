@@ -273,3 +273,13 @@ def test_rendle_script_usage_error(run_cli, tmp_path):
     proc = run_cli("sweep/rendle.py", "--users", "5", "--out", str(tmp_path), timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "users must be" in proc.stderr
+
+
+def test_the_pool_is_drawn_on_the_cpu_and_moved_to_its_device():
+    # One world per seed on any device: the meta device has no generator and holds no values,
+    # so a pool made there exists only if it was drawn on the CPU first.
+    cpu, moved = data.Pool(3, 32, seed=1), data.Pool(3, 32, seed=1, device="meta")
+    for name in ("user_vectors", "item_vectors", "train_ids", "test_ids", "train_labels"):
+        assert getattr(moved, name).device.type == "meta"
+        assert getattr(moved, name).shape == getattr(cpu, name).shape
+    assert [t.device.type for t in moved.fresh] == ["meta"] * 4
