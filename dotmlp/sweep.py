@@ -397,3 +397,71 @@ def unfinished_trials(experiment_path: str) -> int:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trials = ExperimentAnalysis(experiment_path).trials
     return sum(trial.status != "TERMINATED" for trial in trials)
+
+
+def run_frontier(
+    settings,
+    results_dir: Path,
+    name: str = "frontier",
+    ledger: str | Path | None = None,
+    mlflow_uri: str | None = None,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+    max_failures: int = 2,
+    verbose: int = 1,
+) -> dict:
+    """Run the frontier search (dotmlp.frontier) until every task is decided, or until stopped.
+
+    settings: a dotmlp.frontier.FrontierSettings. The ledger (<results-dir>/<name>/candidates.csv)
+    is the search's memory: each finished run is appended to it as it finishes, and a search
+    started again on it trains only what it lacks. Every invocation is a new Tune experiment
+    (<results-dir>/<name>/search-<time>/, not committed) and writes its runs to MLflow."""
+    import ray
+
+    from dotmlp import frontier, tracking
+    from dotmlp.tune import tuner
+    from dotmlp.tune.frontier import FrontierSearcher
+
+    started_at = time.perf_counter()
+    results_dir = Path(results_dir)
+    ledger = Path(ledger) if ledger else results_dir / name / "candidates.csv"
+    mlflow_uri = mlflow_uri or tracking.default_uri(results_dir)
+    check_store(mlflow_uri, name)
+    # What trials share (their own config sets steps, width, depth and lr): cosine to zero over
+    # each run's budget, its K seeds, evaluations at a quarter, half and all of it.
+    shared = SweepSettings(num_samples=1, max_steps=settings.first_samples // settings.batch_size,
+                           reports=3, batch_size=settings.batch_size, schedule="cosine",
+                           seeds=settings.seeds, asha=False, dimensions=settings.dimensions,
+                           depths=settings.depths, multiply=(False,),
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    connect(address)
+    try:
+        trial_resources = tuner.resources(shared, ray.cluster_resources().get("GPU", 0))
+        try:
+            tracking.ensure_experiment(mlflow_uri, name)
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be used: {first}") from None
+        device = "cuda" if trial_resources["gpu"] > 0 else "cpu"
+        searcher = FrontierSearcher(settings, ledger, cpus=cpus_per_trial, device=device)
+        known = len(searcher.ledger)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        storage = str((results_dir / name).resolve())
+        search = tuner.make_frontier_tuner(searcher, shared, f"search-{stamp}", name, storage,
+                                           mlflow_uri, trial_resources, f"{name}-{stamp}",
+                                           max_failures, verbose)
+        print(f"Frontier search: {len(settings.tasks())} tasks, {known} runs already in {ledger}.")
+        search.fit()
+    finally:
+        ray.shutdown()
+    ledger_now = frontier.load_ledger(ledger)
+    decided = [o for o in frontier.outcomes(settings, ledger_now) if not isinstance(o, frontier.Task)]
+    summary = {"tasks": len(settings.tasks()), "decided": len(decided),
+               "runs_before": known, "runs_after": len(ledger_now), "ledger": str(ledger),
+               "wall_seconds": time.perf_counter() - started_at}
+    print(f"Frontier search: {summary['decided']} of {summary['tasks']} tasks decided; "
+          f"{summary['runs_after'] - known} runs added to {ledger} ({summary['runs_after']} in all).")
+    return summary

@@ -76,6 +76,11 @@ def build_parser() -> ArgumentParser:
                    "at a rung, paused until it fills; the default) or asynchronous (Tune's ASHA; "
                    "the default with --data pool)")
     p.add_argument("--no-figures", action="store_true", help="write the table but no figures")
+    p.add_argument("--frontier", action="store_true",
+                   help="search the smallest width SGD trains to each --thresholds NMSE (dotmlp/frontier.py) "
+                   "at each of --dimensions and --depths (default 1,2), instead of a grid sweep; run it "
+                   "again to resume: finished runs are in <results-dir>/<name>/candidates.csv")
+    p.add_argument("--thresholds", default="1e-2,1e-3", help="with --frontier: target NMSEs, in (0, 1)")
     p.add_argument("--ray-timeline", default=None, metavar="FILE",
                    help="write Ray's task and actor timeline here (Chrome trace JSON), to profile a sweep")
     return p
@@ -216,6 +221,8 @@ def main(argv: list[str] | None = None):
 
     from dotmlp import sweep
 
+    if args.frontier:
+        return run_frontier(parser, args, argv)
     try:
         summary = sweep.run(
             settings,
@@ -244,6 +251,38 @@ def main(argv: list[str] | None = None):
                    f"{args.max_failures} retries each{cause}; once fixed, --resume runs them again",
              code=1)
     return summary
+
+
+def frontier_settings(parser, args, argv: list[str]):
+    from dotmlp.frontier import FrontierSettings
+
+    given = given_options(parser, argv)
+    try:
+        thresholds = tuple(float(x) for x in args.thresholds.split(","))
+    except ValueError:
+        parser.error(f"thresholds must be comma-separated numbers in (0, 1), got {args.thresholds!r}")
+    try:
+        return FrontierSettings(
+            dimensions=int_list("dimensions", args.dimensions),
+            depths=int_list("depths", args.depths) if "depths" in given else (1, 2),
+            thresholds=thresholds, seeds=args.seeds)
+    except ConfigError as error:
+        parser.error(str(error))
+
+
+def run_frontier(parser, args, argv: list[str]) -> dict:
+    from dotmlp import sweep
+
+    settings = frontier_settings(parser, args, argv)
+    if not writable(Path(args.results_dir)):
+        parser.error(f"results-dir {args.results_dir!r} cannot be written")
+    name = args.name if "name" in given_options(parser, argv) else "frontier"
+    try:
+        return sweep.run_frontier(settings, Path(args.results_dir), name=name, mlflow_uri=args.mlflow_uri,
+                                  address=args.address, cpus_per_trial=args.cpus_per_trial,
+                                  gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures)
+    except sweep.UsageError as error:
+        fail(PROG, str(error))
 
 
 if __name__ == "__main__":

@@ -120,8 +120,10 @@ class MLflowTrialRuns(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         # Sweeps pickled before pool sweeps kept max_steps, and steps as their only time axis.
         max_t = getattr(self, "max_t", getattr(self, "max_steps", None))
-        status = trial_status(trial.last_result, max_t, "TERMINATED", self.asha,
-                              getattr(self, "time_attr", "steps"))
+        time_attr = getattr(self, "time_attr", "steps")
+        # A trial may carry its own budget (the frontier search's runs differ in steps).
+        max_t = trial.config.get(time_attr, max_t)
+        status = trial_status(trial.last_result, max_t, "TERMINATED", self.asha, time_attr)
         self._finish(trial, status, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):

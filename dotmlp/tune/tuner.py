@@ -105,3 +105,28 @@ def restore_tuner(
         raise ValueError(f"--resume: {name!r} was started by a version of dotmlp that did not "
                          "save synchronous halving's rungs; run it again under another --name")
     return restored
+
+
+def make_frontier_tuner(searcher, shared: SweepSettings, name: str, experiment: str, storage: str,
+                        mlflow_uri: str, trial_resources: dict, sweep_id: str, max_failures: int = 2,
+                        verbose: int = 1) -> Tuner:
+    """The frontier search's Tuner: its searcher decides every run (and when the search is
+    done), every run trains its whole budget (no pruning: the searcher reads final NMSEs of
+    decayed runs), and each is an MLflow run like a sweep's trials, in the MLflow experiment
+    `experiment` whatever Tune experiment `name` this invocation is."""
+    from dotmlp.tune.scheduler import FullBudget
+
+    runs = MLflowTrialRuns(mlflow_uri, experiment, sweep_id, shared.trial_settings(), shared.max_t,
+                           asha=False)
+    reporter = tune.CLIReporter(
+        parameter_columns=["dimension", "depth", "width", "lr", "steps"],
+        metric_columns=[METRIC, "diverged"], max_report_frequency=60)
+    return Tuner(
+        make_trainable(shared, trial_resources),
+        tune_config=TuneConfig(metric=METRIC, mode="min", scheduler=FullBudget(),
+                               search_alg=searcher, num_samples=-1, reuse_actors=True),
+        run_config=RunConfig(name=name, storage_path=storage, callbacks=[runs],
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             progress_reporter=reporter, verbose=verbose),
+    )
