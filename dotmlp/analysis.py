@@ -94,6 +94,7 @@ def tune_trials(experiment_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "retries": trial.run_metadata.num_failures,
                 "node_ip": last.get("node_ip"),
                 "node_id": last.get("node_id"),
+                "device": last.get("device"),  # the kind it trained on, cpu or cuda
                 "train_seconds": last.get("train_seconds"),
                 "trial_seconds": last.get("time_total_s"),
             }
@@ -131,6 +132,7 @@ def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
         "run_id": "run_id",
         f"tags.{tracking.TRIAL_TAG}": "trial_id",
         f"tags.{tracking.STATUS_TAG}": "mlflow_status_tag",
+        f"tags.{tracking.DEVICE_TAG}": "mlflow_device_tag",
         "status": "mlflow_run_status",
         "metrics.val_nmse": "val_nmse",
         "metrics.val_nmse_min": "val_nmse_min",
@@ -181,6 +183,8 @@ def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFram
     # A pool sweep measures its budget in epochs (its trials' steps differ with their pool size).
     pool, time_attr, max_t = settings.data == "pool", settings.time_attr, settings.max_t
     table = tune_df.merge(runs, on="trial_id", how="outer", indicator=True, validate="1:1")
+    # A run without its Tune trial still says where it trained.
+    table["device"] = table["device"].fillna(table.pop("mlflow_device_tag"))
     table["missing"] = table.pop("_merge").map(
         {"both": "", "left_only": "mlflow run", "right_only": "tune trial"}
     ).astype(str)
@@ -203,7 +207,7 @@ def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFram
              "status", "rung", "steps", "samples", "val_nmse", "val_nmse_min", "val_nmse_max",
              "val_nmse_seeds", "val_nmse_previous", "steps_previous", "budget_limited", "val_mse",
              "val_r2", "train_mse", *(POOL_RESULTS if pool else ()), "retries", "node_ip",
-             "node_id", "train_seconds", "trial_seconds", "tune_status", "mlflow_run_status",
+             "node_id", "device", "train_seconds", "trial_seconds", "tune_status", "mlflow_run_status",
              "mlflow_status_tag", "missing"]
     return table[order].sort_values(["dimension", *users, "multiply", "depth", "width", "lr"],
                                     ignore_index=True)

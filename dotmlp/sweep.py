@@ -15,7 +15,8 @@ from pathlib import Path
 from dotmlp import record as sweep_record
 from dotmlp.config import SweepSettings
 
-# What `--resume` may change: where trials run and how the console looks, never what they train.
+# What `--resume` may change: where trials run and how the console looks, never what they train
+# (nor the kind of device they train on: check_device_kind).
 RESUMABLE_CHANGES = ("cpus_per_trial", "gpus_per_trial")
 
 
@@ -229,6 +230,24 @@ def resume_settings(record: dict, given: SweepSettings, given_fields: set[str]) 
                               if field in given_fields})
 
 
+def check_device_kind(record: dict, trial_resources: dict) -> None:
+    """--resume keeps every trial on the kind of device it started on: a trial moved between the
+    CPU and a GPU would go on from its checkpoint with another training stream (generators'
+    states do not carry across devices) and, at a GPU share, another device's arithmetic. The
+    share itself may change (0.25 to 0.5 GPU, 1 to 2 CPUs); 0 to > 0, or back, is a usage error."""
+    def kind(gpus) -> str:
+        return "GPU" if float(gpus or 0) > 0 else "CPU"
+
+    before = record.get("resources", {}).get("gpu", 0)
+    now = trial_resources.get("gpu", 0)
+    if kind(before) != kind(now):
+        raise UsageError(
+            f"--resume: gpus-per-trial {float(now or 0):g} would move the trials of "
+            f"{record['name']!r} from the {kind(before)} they started on (gpus-per-trial "
+            f"{float(before or 0):g}) to the {kind(now)}; give a gpus-per-trial "
+            + ("of 0" if kind(before) == "CPU" else "> 0") + " to resume it")
+
+
 def run(
     settings: SweepSettings,
     name: str,
@@ -302,6 +321,8 @@ def run(
     try:
         cluster = ray.cluster_resources()
         trial_resources = tuner.resources(settings, cluster.get("GPU", 0))
+        if resume:
+            check_device_kind(record, trial_resources)
         if address is None:
             # A trial asking for more than this machine has waits forever: say so now.
             if trial_resources["gpu"] > cluster.get("GPU", 0):

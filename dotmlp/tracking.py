@@ -16,6 +16,7 @@ SWEEP_TAG = "dotmlp.sweep"  # the sweep's name (its MLflow experiment)
 SWEEP_ID_TAG = "dotmlp.sweep_id"  # one run of a sweep: a name reused later gets a new id
 TRIAL_TAG = "tune.trial_id"
 STATUS_TAG = "dotmlp.status"
+DEVICE_TAG = "dotmlp.device"  # the device kind the trial trained on: cpu or cuda
 
 
 def default_uri(results_dir: str | os.PathLike) -> str:

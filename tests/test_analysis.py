@@ -130,3 +130,12 @@ def test_the_frontier_keeps_only_models_no_smaller_one_beats_whatever_the_row_or
     assert front["params"].tolist() == [100, 400]
     shuffled = analysis.frontier(table.sample(frac=1, random_state=3))
     pd.testing.assert_frame_equal(shuffled.reset_index(drop=True), front.reset_index(drop=True))
+
+
+def test_every_trial_records_the_device_ray_granted_it(sweep):
+    results, _ = sweep
+    table = pd.read_csv(results / NAME / analysis.TABLE_FILE)
+    assert (table["device"] == "cpu").all()  # no GPU share: the CPU, whatever the worker sees
+    client = MlflowClient(tracking_uri=tracking.default_uri(results))
+    for row in table.itertuples():
+        assert client.get_run(row.run_id).data.tags[tracking.DEVICE_TAG] == "cpu"

@@ -296,3 +296,37 @@ def test_on_a_ladder_evaluations_double_and_the_last_three_checkpoint():
                    accelerator="cpu")
     assert record.scored == [(16, False), (32, False), (64, True), (128, True), (256, True)]
     assert result["steps_previous"] == 128 and result["val_nmse_previous"] > 0
+
+
+def test_a_trial_trains_on_the_device_kind_ray_granted_it():
+    # What Ray granted, not what the worker sees: Ray 2.60 leaves GPUs visible to 0-GPU workers.
+    assert trainable.accelerator_for({"CPU": 1.0}) == "cpu"
+    assert trainable.accelerator_for({"CPU": 1.0, "GPU": 0.0}) == "cpu"
+    assert trainable.accelerator_for({"CPU": 1.0, "GPU": 0.25}) == "gpu"
+
+
+def test_resume_keeps_every_trial_on_its_device_kind():
+    from dotmlp import sweep
+
+    on_cpu = {"name": "s", "resources": {"cpu": 1.0, "gpu": 0.0}}
+    sweep.check_device_kind(on_cpu, {"cpu": 2.0, "gpu": 0.0})  # more CPUs: the same device
+    with pytest.raises(sweep.UsageError, match=r"gpus-per-trial 0.25 .*CPU.*GPU"):
+        sweep.check_device_kind(on_cpu, {"cpu": 1.0, "gpu": 0.25})
+    on_gpu = {"name": "s", "resources": {"cpu": 1.0, "gpu": 0.25}}
+    sweep.check_device_kind(on_gpu, {"cpu": 1.0, "gpu": 0.5})  # a larger share: still a GPU
+    with pytest.raises(sweep.UsageError, match=r"gpus-per-trial 0 .*GPU.*CPU"):
+        sweep.check_device_kind(on_gpu, {"cpu": 1.0, "gpu": 0.0})
+
+
+def test_the_mlflow_run_is_tagged_with_the_trial_s_device(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from dotmlp import tracking
+    from dotmlp.tune.mlflow_runs import MLflowTrialRuns
+
+    uri = tracking.default_uri(tmp_path)
+    tracking.ensure_experiment(uri, "devices")
+    runs = MLflowTrialRuns(uri, "devices", "sweep-1", {}, max_t=64)
+    trial = _trial(4)
+    runs.on_trial_result(0, [trial], trial, {"steps": 64, "val_nmse": 0.1, "device": "cpu"})
+    assert MlflowClient(uri).get_run(runs.run_id(trial)).data.tags[tracking.DEVICE_TAG] == "cpu"

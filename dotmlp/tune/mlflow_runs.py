@@ -53,10 +53,11 @@ class MLflowTrialRuns(Callback):
         self._client = None
         self._experiment_id = None
         self._runs: dict[str, str] = {}
+        self._devices: dict[str, str] = {}  # the device each trial's run is tagged with
 
     def __getstate__(self):  # Tune pickles callbacks into the experiment state
         state = self.__dict__.copy()
-        state.update(uri=None, _client=None, _experiment_id=None, _runs={})
+        state.update(uri=None, _client=None, _experiment_id=None, _runs={}, _devices={})
         return state
 
     @property
@@ -115,7 +116,14 @@ class MLflowTrialRuns(Callback):
             and math.isfinite(float(result[key]))
             and not (diverged and key.startswith("val_"))  # the sentinel is not a measurement
         ]
-        self.client.log_batch(self.run_id(trial), metrics=metrics)
+        run_id = self.run_id(trial)
+        self.client.log_batch(run_id, metrics=metrics)
+        # A sweep restored from before devices were tagged has no _devices.
+        devices = self.__dict__.setdefault("_devices", {})
+        device = result.get("device")
+        if device and devices.get(trial.trial_id) != device:
+            self.client.set_tag(run_id, tracking.DEVICE_TAG, device)
+            devices[trial.trial_id] = device
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         # Sweeps pickled before pool sweeps kept max_steps, and steps as their only time axis.

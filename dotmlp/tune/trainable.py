@@ -48,7 +48,9 @@ class ReportToTune(TuneReportCheckpointCallback):
             return None  # nothing scored at this step (between two rungs of the ladder)
         # The node id, not the IP: nodes of a test cluster on one machine share an address.
         node_id = ray.get_runtime_context().get_node_id()
-        report = {**pl_module.last_metrics, "params": pl_module.params, "node_id": node_id}
+        # The device kind it trains on (cpu, cuda), for trials.csv and the MLflow run's tag.
+        report = {**pl_module.last_metrics, "params": pl_module.params, "node_id": node_id,
+                  "device": pl_module.device.type}
         if pl_module.diverged:
             report[METRIC] = DIVERGED_NMSE
         return report
@@ -66,6 +68,19 @@ def checkpoint_due(module) -> bool:
     return (step // config.eval_interval) % CHECKPOINT_EVERY == 0
 
 
+def accelerator_for(granted: dict) -> str:
+    """The device kind a trial trains on, from the resources Ray granted it (its placement
+    group's, e.g. {"CPU": 1.0, "GPU": 0.25}): a GPU share > 0 trains on that GPU, none on the CPU.
+    Not Lightning's "auto": Ray 2.60 no longer hides the GPUs from a worker granted none, so a
+    --gpus-per-trial 0 sweep on a GPU cluster would train on the GPUs while its record says 0."""
+    return "gpu" if granted.get("GPU", 0) > 0 else "cpu"
+
+
+def granted_accelerator() -> str:
+    """accelerator_for the resources of the trial running here (inside a Tune trial only)."""
+    return accelerator_for(tune.get_context().get_trial_resources().required_resources)
+
+
 def train_trial(config: dict, settings: dict) -> None:
     """The Tune trainable: one Lightning run on the device Tune gave this trial."""
     import torch
@@ -79,10 +94,11 @@ def train_trial(config: dict, settings: dict) -> None:
     callback = ReportToTune(filename=CHECKPOINT_FILE, pause_at=settings.get("pause_at", ()))
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        train(trial, [callback])
+        train(trial, [callback], accelerator=granted_accelerator())
         return
     with checkpoint.as_directory() as folder:  # resumed: after a node loss or --resume
-        train(trial, [callback], ckpt_path=os.path.join(folder, CHECKPOINT_FILE))
+        train(trial, [callback], ckpt_path=os.path.join(folder, CHECKPOINT_FILE),
+              accelerator=granted_accelerator())
 
 
 def shared_settings(settings: SweepSettings) -> dict:
