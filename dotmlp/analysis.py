@@ -246,10 +246,19 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
     if not len(usable):
         return pd.DataFrame(columns=columns)
     usable = one_linear_cell(usable)
-    best = usable.sort_values("val_nmse").groupby(keys, as_index=False).first()
+    best = best_rows(usable, keys)
     counts = usable.groupby(keys).agg(lrs=("lr", "nunique"), trials=("trial_id", "size"))
     best = best.merge(counts.reset_index(), on=keys)
     return best[columns]
+
+
+def best_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The row with the lowest val_nmse of each group of `keys`, whole: every column from that
+    one trial (groupby().first() would take each column's first non-null value separately, so a
+    pruned best trial without a train_rmse would show another learning rate's). Ties go to the
+    earlier row; groups in the order of their keys."""
+    ranked = frame.sort_values("val_nmse", kind="stable")
+    return ranked.drop_duplicates(keys, keep="first").sort_values(keys, ignore_index=True)
 
 
 def one_linear_cell(frame: pd.DataFrame) -> pd.DataFrame:
@@ -325,7 +334,7 @@ def summarize(table: pd.DataFrame, record: dict) -> dict:
     unit = "epochs" if sweep_record.settings(record).data == "pool" else "steps"
     pruned = table[table["status"] == "pruned"]
     cell_table = cells(table)
-    best = cell_table.sort_values("val_nmse").groupby(task_columns(table), as_index=False).first()
+    best = best_rows(cell_table, task_columns(table))
     return {
         "trials": len(table),
         "status": {status: int(counts.get(status, 0)) for status in

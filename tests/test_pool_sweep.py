@@ -116,6 +116,49 @@ def test_pool_usage_errors_exit_2_with_one_line(run_cli, tmp_path, argv, words):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def pool_table() -> pd.DataFrame:
+    """trials.csv of a pool sweep, one task (d = 16, 1,000 users), two cells. In cell 1x64 the
+    better learning rate (1e-3) was pruned at 8 epochs, so it has no train_rmse (the training
+    pairs are scored after the last step only) and, recorded before the seeds' range was
+    reported, no val_nmse range; lr 1e-2 ran its 32 epochs. Cell 2x64 is worse, complete."""
+    nan = float("nan")
+    task = {"dimension": 16, "multiply": False, "users": 1000, "seeds": 3, "budget_limited": False,
+            "missing": "", "dot_test_rmse": 0.85, "dot_fresh_rmse": 0.85, "naive_test_rmse": 1.13,
+            "naive_fresh_rmse": 1.13}
+    def trial(trial_id, depth, lr, status, epochs, nmse, nmse_range, test, train):
+        steps = epochs * 352
+        return {**task, "trial_id": trial_id, "depth": depth, "width": 64, "lr": lr,
+                "params": 1153 * depth, "status": status, "rung": 0 if status == "pruned" else 1,
+                "steps": steps, "samples": steps * 256, "epochs_done": float(epochs),
+                "val_nmse": nmse, "val_nmse_min": nmse_range[0], "val_nmse_max": nmse_range[1],
+                **{f"{split}_rmse{stat}": value for split, value in (("test", test), ("fresh", test),
+                                                                       ("train", train))
+                   for stat in ("", "_min", "_max")}}
+    return pd.DataFrame([
+        trial("a", 1, 1e-3, "pruned", 8, 0.10, (nan, nan), 0.90, nan),
+        trial("b", 1, 1e-2, "completed", 32, 0.30, (0.25, 0.35), 0.95, 0.50),
+        trial("c", 2, 1e-3, "completed", 32, 0.40, (0.38, 0.42), 0.97, 0.55),
+    ])
+
+
+def test_a_cell_row_and_the_summary_s_best_are_one_trial_s_row():
+    from dotmlp import analysis
+
+    table = pool_table()
+    cells = analysis.cells(table).set_index("depth")
+    best = table.set_index("trial_id").loc["a"]
+    row = cells.loc[1]
+    assert (row["lrs"], row["trials"]) == (2, 2)
+    for column in ("lr", "status", "steps", "epochs_done", "val_nmse", "val_nmse_min",
+                   "val_nmse_max", "test_rmse", "train_rmse", "train_rmse_max"):
+        assert row[column] == best[column] or (pd.isna(row[column]) and pd.isna(best[column])), column
+    record = {"rungs": [4, 16], "settings": pool_settings(users=(1000,)).to_dict()}
+    [summary_best] = analysis.summarize(table, record)["best"]
+    for column, value in summary_best.items():
+        expected = row[column] if column in row else cells.reset_index().iloc[0][column]
+        assert value == expected or (pd.isna(value) and pd.isna(expected)), column
+
+
 @pytest.mark.slow
 def test_a_pool_sweep_runs_end_to_end(run_cli, tmp_path):
     proc = run_cli("sweep/run.py", "--data", "pool", "--users", "20,40", "--epochs", "4",
