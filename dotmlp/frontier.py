@@ -46,6 +46,7 @@ LR_BASE = 1e-3
 LR_START_INDEX = 1  # 2e-3: the middle of the first bracket {1e-3, 2e-3, 4e-3}
 LR_MIN_INDEX, LR_MAX_INDEX = -6, 7  # 1.6e-5 … 0.128: a best at either end is reported unbracketed
 BUDGET_FACTOR = 4
+WIDER_FACTORS = (2, 4)
 FIRST_SAMPLES = 2**19
 PRECISIONS = ("fp32", "bf16")
 
@@ -180,6 +181,8 @@ class TaskOutcome:
     failed: WidthOutcome | None  # the largest width below it that failed
     widest: WidthOutcome  # the widest width tried (the bound when nothing reached)
     evaluated: dict[int, WidthOutcome]
+    wider: dict[int, WidthOutcome] = field(default_factory=dict)  # factor -> the net that much wider
+    runs: list[RunKey] = field(default_factory=list)  # every run the search read
 
 
 class Search:
@@ -190,8 +193,10 @@ class Search:
         self.settings, self.task, self.ledger = settings, task, ledger
         self.start_width = start_width
         self.cap = settings.cap(task.dimension)
+        self.used: set[RunKey] = set()  # every run the search has read: what the task cost
 
     def need(self, keys: list[RunKey]) -> list[Run]:
+        self.used.update(key for key in keys if key in self.ledger)
         missing = [key for key in keys if key not in self.ledger]
         if missing:
             raise NeedRuns(missing)
@@ -260,6 +265,13 @@ class Search:
             else:
                 width = min(max(round(math.sqrt(lo * hi)), lo + 1), hi - 1)
 
+    def wider(self, outcome: TaskOutcome) -> dict[int, WidthOutcome]:
+        """What data buys at the frontier: the samples that nets WIDER_FACTORS × the smallest
+        reaching width need (each up its own ladder, learning rate bracketed)."""
+        if outcome.reached is None:
+            return {}
+        return {factor: self.judge(factor * outcome.reached.width) for factor in WIDER_FACTORS}
+
     def done(self, hi: int, lo: int | None, evaluated) -> TaskOutcome:
         return TaskOutcome(self.task, self.start_width, evaluated[hi],
                            evaluated[lo] if lo is not None else None, evaluated[max(evaluated)],
@@ -293,25 +305,42 @@ def start_width(task: Task) -> int:
 
 
 def pending(settings: FrontierSettings, ledger: dict[RunKey, Run], start=start_width) -> list[RunKey]:
-    """Every run some unfinished task needs next, cheapest task first (no duplicates)."""
+    """Every run some unfinished task needs next, cheapest task first (no duplicates); the runs of
+    the wider nets (Search.wider) only after every task's own search."""
     keys: list[RunKey] = []
+    later: list[RunKey] = []
     for task in settings.tasks():
+        search = Search(settings, task, ledger, start(task))
         try:
-            Search(settings, task, ledger, start(task)).outcome()
+            found = search.outcome()
         except NeedRuns as needed:
             keys += [key for key in needed.keys if key not in keys]
-    return keys
+            continue
+        try:
+            search.wider(found)
+        except NeedRuns as needed:
+            later += [key for key in needed.keys if key not in later]
+    return keys + [key for key in later if key not in keys]
 
 
 def outcomes(settings: FrontierSettings, ledger: dict[RunKey, Run],
              start=start_width) -> list[TaskOutcome | Task]:
-    """Each task's outcome, or the task itself where its search has not finished."""
+    """Each task's outcome (with its wider nets where they are done, and the runs it read), or
+    the task itself where its search has not finished."""
     results: list[TaskOutcome | Task] = []
     for task in settings.tasks():
+        search = Search(settings, task, ledger, start(task))
         try:
-            results.append(Search(settings, task, ledger, start(task)).outcome())
+            outcome = search.outcome()
         except NeedRuns:
             results.append(task)
+            continue
+        try:
+            outcome.wider = search.wider(outcome)
+        except NeedRuns:
+            pass
+        outcome.runs = sorted(search.used)
+        results.append(outcome)
     return results
 
 

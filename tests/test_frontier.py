@@ -67,6 +67,9 @@ def test_the_search_brackets_width_and_learning_rate(tmp_path):
         assert lo.samples >= hi.samples
         # The learning rate is bracketed where the width reached: its best lies inside what was tried.
         assert hi.bracketed and min(hi.lrs) < hi.best.key.lr < max(hi.lrs)
+        # What data buys: the nets 2x and 4x wider, each up its own ladder, need no more samples here.
+        assert sorted(outcome.wider) == [2, 4]
+        assert all(w.reached and w.samples <= hi.samples for w in outcome.wider.values())
         # The width below the reported one really fails in this world at those samples (any rate).
         rates = range(frontier.LR_MIN_INDEX, frontier.LR_MAX_INDEX + 1)
         assert min(synthetic_nmse(RunKey(outcome.task.dimension, 1, lo.width, j, hi.samples))
