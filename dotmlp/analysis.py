@@ -291,23 +291,7 @@ def build(results_dir: str | os.PathLike, name: str, figures: bool = True,
         write_csv(cells(table), out / CELLS_FILE)
     if figures:
         draw_all(table, curves, out, grid_of(record))
-    write_answer(results_dir, name, record, figures)
     return table
-
-
-def write_answer(results_dir, name: str, record: dict, figures: bool) -> None:
-    """The answer table (answer.csv) for every sweep; for a study (explicit cells), also the
-    scaling fit with its predictions and deep against shallow (dotmlp.answer)."""
-    from dotmlp import answer
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if record["settings"].get("data") == "pool":
-            return  # the answer is the fresh regime's question; a pool sweep's is its RMSE table
-        if record["settings"].get("cells"):
-            answer.write_analysis(results_dir, name, figures=figures)
-        else:
-            answer.write_answer(results_dir, name)
 
 
 def read_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

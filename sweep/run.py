@@ -31,8 +31,8 @@ PROG = "python sweep/run.py"
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="a study's cells, budget and learning rates (dotmlp/study.py); --dimensions and "
-                   "--multiply pick among its cells, the other options given override its settings")
+                   help="a study's cells, budget and learning rates (dotmlp/study/presets.py); --dimensions "
+                   "and --multiply pick among its cells, the other options given override its settings")
     p.add_argument("--num-samples", type=int, default=200, help="trials (>= 1)")
     p.add_argument("--max-steps", type=int, default=2048, help="full budget of a trial, in steps")
     p.add_argument("--batch-size", type=int, default=None,
@@ -100,7 +100,8 @@ def settings_from(args, given: set[str] = frozenset()) -> SweepSettings:
     # depths and widths are the preset's own choice per dimension, so they are not options of it.
     if fields & {"depths", "widths"}:
         raise ConfigError("--depths and --widths do not apply to a preset (its cells are chosen per "
-                          "dimension in dotmlp/study.py); --dimensions and --multiply pick among them")
+                          "dimension in dotmlp/study/presets.py); --dimensions and --multiply pick among "
+                          "them")
     dimensions = overrides.pop("dimensions", None)
     multiply = overrides.pop("multiply", None)
     cells = tuple(c for c in preset["cells"]
@@ -239,6 +240,11 @@ def main(argv: list[str] | None = None):
         )
     except sweep.UsageError as error:
         fail(PROG, str(error))
+    # The study's tables of this sweep (answer.csv; a study's scaling fit and deep against shallow):
+    # the study reads the analysis's tables and sits above it, so it is called from here.
+    from dotmlp.study import answer
+
+    answer.write_sweep(results_dir, args.name, figures=not args.no_figures)
     if summary["status"]["unfinished"]:
         # Tune ends a sweep early only when told to (Ctrl-C): its trials are not "pruned".
         fail(PROG, f"interrupted: {summary['status']['unfinished']} of {summary['trials']} trials "

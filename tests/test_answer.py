@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dotmlp import answer
-from dotmlp.answer import ANSWER_COLUMNS, answer_table
-from dotmlp.points import load_tables, measured_points
+from dotmlp.study import answer
+from dotmlp.study.answer import ANSWER_COLUMNS, answer_table
+from dotmlp.study.points import load_tables, measured_points
 from tests.study_data import curve, sweep_tables, trial
 
 LADDER = (32768, 65536, 131072, 262144, 524288)

@@ -1,13 +1,16 @@
-"""sweep/check_predictions.py: the plan it makes from a fit, its budget guard, its usage errors,
-and one tiny real check."""
+"""sweep/check_predictions.py and dotmlp.study.checks: the plan it makes from a fit, its budget
+guard, its usage errors, and one tiny real check."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from dotmlp import scaling
-from sweep.check_predictions import COLUMNS, PREDICTIONS_FILE, main
+from dotmlp.study import scaling
+from dotmlp.study.checks import COLUMNS, PREDICTIONS_FILE, mark_current
+from dotmlp.study.law import params_of
+from dotmlp.study.predictions import law_for_dimension, samples_needed
+from sweep.check_predictions import main
 from tests.study_data import sweep_tables
 
 LAW = {"A": 30.0, "alpha": 0.8, "B": 300.0, "beta": 0.7}
@@ -39,7 +42,7 @@ def test_dry_run_plans_depth_two_architectures_and_writes_nothing(results, capsy
     for row in planned.itertuples():
         assert row.architecture.startswith("2x") and row.steps % 25 == 0
         assert row.samples == row.steps * 1024 >= row.predicted_samples
-        assert row.params == scaling.params_of(row.dimension, 2, int(row.architecture[2:]))
+        assert row.params == params_of(row.dimension, 2, int(row.architecture[2:]))
         assert row.predicted_nmse <= 0.1 * 1.01  # more samples than predicted: no worse
         assert row.lr == 3e-3  # the tuned learning rate of the law's tables
         assert row.estimated_seconds > 0
@@ -93,7 +96,7 @@ def test_a_given_width_gets_the_law_s_samples_and_an_untrained_dimension_an_inte
     assert (table["architecture"] == "2x48").all()
     fit = pd.read_csv(results / "s" / scaling.FIT_FILE)
     law = fit[fit["dimension"] == 2].iloc[0]
-    needed = scaling.samples_needed(law, rows.loc[2, "params"], 0.1)
+    needed = samples_needed(law, rows.loc[2, "params"], 0.1)
     assert rows.loc[2, "predicted_samples"] == pytest.approx(needed)
     assert rows.loc[2, "law_from"] == "fit" and rows.loc[3, "law_from"] == "interpolated"
     assert "at d=" in rows.loc[3, "lr_from"]  # the nearest trained dimension's learning rate
@@ -107,17 +110,15 @@ def test_law_for_dimension_interpolates_between_fits():
     row = {"multiply": False, "delta": 0.0, "E": 1e-10, "determined": True, "max_params": 1e5,
            "min_samples": 3e4, "max_samples": 2e6}
     fit = pd.DataFrame([{**row, **law, "dimension": 2}, {**row, **law, "A": 120.0, "dimension": 8}])
-    middle = scaling.law_for_dimension(fit, 4)
+    middle = law_for_dimension(fit, 4)
     assert middle["interpolated"] and middle["alpha"] == pytest.approx(0.8)
     assert middle["A"] == pytest.approx(60.0) and middle["B"] == pytest.approx(30.0)
-    assert "interpolated" in middle["note"] and "extrapolated" in scaling.law_for_dimension(fit, 16)["note"]
-    assert scaling.law_for_dimension(fit, 2)["interpolated"] is False
-    assert scaling.law_for_dimension(fit.iloc[:1], 4) is None
+    assert "interpolated" in middle["note"] and "extrapolated" in law_for_dimension(fit, 16)["note"]
+    assert law_for_dimension(fit, 2)["interpolated"] is False
+    assert law_for_dimension(fit.iloc[:1], 4) is None
 
 
 def test_checks_of_the_current_fit_are_told_from_those_of_earlier_fits(tmp_path):
-    from sweep.check_predictions import mark_current
-
     # The law asks 3,072,000 samples of 2 x 46 at 1e-2 (3,000 steps of 1,024).
     pd.DataFrame({"dimension": [8, 8], "multiply": [False, False], "threshold": [0.01, 0.01],
                   "architecture": ["2x46", None], "samples": [3_071_000.0, None]}).to_csv(

@@ -3,14 +3,14 @@
 import pandas as pd
 import pytest
 
-from dotmlp.depth import (
+from dotmlp.study.depth import (
     deep_vs_shallow_figure,
     deep_vs_shallow_summary,
     iso_grid,
     iso_parameter_pairs,
     iso_widths,
 )
-from dotmlp.scaling import params_of
+from dotmlp.study.law import params_of
 from tests.study_data import curve, trial
 
 

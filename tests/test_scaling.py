@@ -1,4 +1,5 @@
-"""The scaling law: parameter counts, the fit on tables drawn from a known law, and predictions."""
+"""The scaling law (dotmlp.study.law, fit, predictions): parameter counts, the fit on tables drawn
+from a known law, and predictions."""
 
 import math
 
@@ -6,16 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dotmlp import scaling
-from dotmlp.scaling import (
-    fit_scaling,
-    nmse,
-    params_of,
-    predict,
-    prediction_table,
-    width_for_params,
-    yarotsky_params,
-)
+from dotmlp.study.approximation import approximation_paragraph
+from dotmlp.study.fit import FIT_COLUMNS, MAX_NMSE, fit_scaling, residuals, tuned_points
+from dotmlp.study.fit_figure import fit_figure
+from dotmlp.study.law import constants, nmse, params_of, width_for_params, yarotsky_params
+from dotmlp.study.predictions import _samples_needed, predict, prediction_table
 from tests.study_data import law_nmse, sweep_tables
 
 ADDITIVE = {"A": 30.0, "alpha": 0.8, "B": 30.0, "beta": 0.7}
@@ -50,7 +46,7 @@ def additive_fit():
 def test_fit_recovers_an_additive_law_within_its_intervals(additive_fit):
     fit, draws = additive_fit
     row = fit.iloc[0]
-    assert list(fit.columns[:len(scaling.FIT_COLUMNS)]) == scaling.FIT_COLUMNS
+    assert list(fit.columns[:len(FIT_COLUMNS)]) == FIT_COLUMNS
     assert row["form"] == "additive" and row["delta"] == 0 and row["determined"]
     assert row["resamples"] == 200 and len(draws) == 200
     assert row["alpha_lo"] <= ADDITIVE["alpha"] <= row["alpha_hi"], row.to_dict()
@@ -92,7 +88,7 @@ def test_predictions_invert_the_law_also_beyond_the_trained_sizes(additive_fit):
             params = p["params"] * factor
             if p["params_min"] < params <= p["max_params"]:
                 target = threshold / (1 - threshold)
-                samples = scaling._samples_needed(scaling._row(row), params, target)
+                samples = _samples_needed(constants(row), params, target)
                 assert params * samples >= p["compute"] * (1 - 1e-3)
     beyond = predict(row, 1e-4)
     assert beyond["params_min"] > row["max_params"]  # extrapolated beyond the trained nets
@@ -147,7 +143,7 @@ def test_linear_models_and_diverged_trials_are_not_fitted():
     trials, curves = sweep_tables(ADDITIVE, widths=(8, 32, 128), depths=(0, 2), seed=6)
     trials.loc[trials["depth"] == 2, "status"] = np.where(
         trials.loc[trials["depth"] == 2, "lr"] == 1e-2, "diverged", "completed")
-    points = scaling.tuned_points(trials, curves)
+    points = tuned_points(trials, curves)
     assert (points["depth"] == 2).all() and (points["lr"] != 1e-2).all()
     assert set(points["lrs"]) == {2}
 
@@ -162,9 +158,9 @@ def test_fit_figure_and_paragraph_are_made(additive_fit):
     fit, draws = additive_fit
     trials, curves = sweep_tables(ADDITIVE, seed=1)
     predictions = prediction_table(fit, draws)
-    fig = scaling.fit_figure(scaling.tuned_points(trials, curves), fit, predictions)
+    fig = fit_figure(tuned_points(trials, curves), fit, predictions)
     assert len(fig.axes) == 4  # one dimension (two panels) and the summary column
-    text = scaling.approximation_paragraph(fit, predictions)
+    text = approximation_paragraph(fit, predictions)
     assert "d·ln(1/ε)" in text and "| 4 | 0.01 |" in text
 
 
@@ -190,7 +186,7 @@ def test_points_above_max_nmse_are_left_out():
     fit, _ = fit_scaling(trials, curves, resamples=0)
     row = fit.iloc[0]
     assert row["early_points"] > 0 and row["points"] + row["early_points"] == 6 * 7
-    assert (scaling.tuned_points(trials, curves)["val_nmse"] > scaling.MAX_NMSE).sum() == \
+    assert (tuned_points(trials, curves)["val_nmse"] > MAX_NMSE).sum() == \
         row["early_points"]
 
 
@@ -203,7 +199,7 @@ def test_two_sizes_are_not_fitted_and_undetermined_fits_stay_out_of_the_comparis
     both = pd.concat([good, loose], ignore_index=True)
     predictions = prediction_table(both, draws)
     assert set(predictions.loc[~predictions["determined"], "dimension"]) == {8}
-    text = scaling.approximation_paragraph(both, predictions)
+    text = approximation_paragraph(both, predictions)
     assert "(fit not determined)" in text and "d = 8 are not determined" in text
 
 
@@ -213,7 +209,7 @@ def test_residuals_show_no_trend_under_the_right_form_and_one_under_the_wrong(ad
     assert abs(row["residual_slope_params"]) < 0.02 and abs(row["residual_slope_samples"]) < 0.02
     trials, curves = sweep_tables(INTERACTION, seed=2)
     wrong, _ = fit_scaling(trials, curves, form="additive", resamples=0)
-    table = scaling.residuals(scaling.tuned_points(trials, curves), wrong)
+    table = residuals(tuned_points(trials, curves), wrong)
     assert len(table) == wrong.iloc[0]["points"]
     # the additive law cannot make large nets learn faster: the residual trend in S depends on N
     by_cell = table.groupby("params")["residual_log"].agg(lambda r: np.polyfit(

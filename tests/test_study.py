@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from dotmlp import answer, study
+from dotmlp.study import answer, presets
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ def test_study_preset_at_a_tiny_size_writes_the_answer_table(run_cli, tmp_path):
                    "--results-dir", str(tmp_path), "--name", "tiny")
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    cells = [c for c in study.study_cpu()["cells"] if c[0] in (1, 2)]
+    cells = [c for c in presets.study_cpu()["cells"] if c[0] in (1, 2)]
     settings = json.loads((tmp_path / "tiny" / "sweep.json").read_text())["settings"]
     assert len(settings["cells"]) == len(cells) == settings["num_samples"]  # one trial a cell
     assert settings["seeds"] == 3 and settings["max_steps"] == 64

@@ -2,7 +2,7 @@
 that reached the threshold, or the bound that what was tried did not.
 
 `answer_table(trials, curves)` reads a study's tables (one sweep or several concatenated, see
-dotmlp.points; pass curves=None, or let load_tables drop them, where a learning-rate schedule
+dotmlp.study.points; pass curves=None, or let load_tables drop them, where a learning-rate schedule
 over the whole budget makes a curve's points something other than shorter runs) and gives one
 row per (dimension, multiply, threshold):
 
@@ -23,12 +23,13 @@ row per (dimension, multiply, threshold):
   still improving at the end of its budget (more samples would lower it).
 - Dimensions with no trial: reached False, `bound` "not run".
 
-`python -m dotmlp.answer --results-dir DIR --name NAME` writes answer.csv (with the scaling law's
-prediction for every row in its law_* columns: what a threshold not reached here would take), the
-scaling fit (dotmlp.scaling: fit.csv, fit_bootstrap.csv, fit_residuals.csv, predicted.csv,
-approximation.md, fit.png) and the depth comparison (dotmlp.depth: deep_vs_shallow.csv, .md,
+`python -m dotmlp.study.answer --results-dir DIR --name NAME` writes answer.csv (with the scaling
+law's prediction for every row in its law_* columns: what a threshold not reached here would take),
+the scaling fit (dotmlp.study.scaling: fit.csv, fit_bootstrap.csv, fit_residuals.csv, predicted.csv,
+approximation.md, fit.png) and the depth comparison (dotmlp.study.depth: deep_vs_shallow.csv, .md,
 .png) next to the sweep's tables; several `--name`s (with `--machine` each) are read as one
-study, written to `--out`.
+study, written to `--out`. `write_sweep` is what a sweep writes of these after its analysis
+(`python sweep/run.py`, or `python -m dotmlp.study` for a sweep already run).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +46,9 @@ import pandas as pd
 from dotmlp import record as sweep_record
 from dotmlp.analysis import write_csv
 from dotmlp.cli import ArgumentParser, fail
-from dotmlp.points import load_tables, measured_points, normalise, out_dir
+from dotmlp.study import depth, scaling
+from dotmlp.study.fit import RESAMPLES
+from dotmlp.study.points import load_tables, measured_points, normalise, out_dir
 
 ANSWER_FILE = "answer.csv"
 THRESHOLDS = (1e-2, 1e-3)
@@ -175,11 +179,9 @@ def write_answer(results_dir: str | os.PathLike, name: str | Sequence[str],
 def write_analysis(results_dir: str | os.PathLike, name: str | Sequence[str],
                    machines: Sequence[str] | None = None, out: str | os.PathLike | None = None, *,
                    figures: bool = True, resamples: int | None = None, seed: int = 0) -> dict:
-    """Everything this module and its two neighbours write: the answer table, the scaling fit
-    with its predictions, and deep against shallow. Returns their tables by name."""
-    from dotmlp import depth, scaling
-
-    resamples = scaling.RESAMPLES if resamples is None else resamples
+    """Everything a study writes: the answer table, the scaling fit with its predictions, and deep
+    against shallow. Returns their tables by name."""
+    resamples = RESAMPLES if resamples is None else resamples
     names = [name] if isinstance(name, str) else list(name)
     answer = write_answer(results_dir, names, machines, out)
     fit = scaling.write_fit(results_dir, names, machines, out, resamples=resamples, seed=seed,
@@ -192,6 +194,21 @@ def write_analysis(results_dir: str | os.PathLike, name: str | Sequence[str],
     return {"answer": answer, "fit": fit, "predictions": predictions, "deep_vs_shallow": pairs}
 
 
+def write_sweep(results_dir: str | os.PathLike, name: str, figures: bool = True) -> None:
+    """What one sweep writes of the study beside its analysis's tables, by its record: the answer
+    table (answer.csv) for a sweep of a grid; for a study (explicit cells) also the scaling fit
+    with its predictions and deep against shallow (write_analysis); nothing for a pool sweep."""
+    settings = sweep_record.load(results_dir, name)["settings"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if settings.get("data") == "pool":
+            return  # the answer is the fresh regime's question; a pool sweep's is its RMSE table
+        if settings.get("cells"):
+            write_analysis(results_dir, name, figures=figures)
+        else:
+            write_answer(results_dir, name)
+
+
 LAW_COLUMNS = {"params_min": "law_params_min", "params_min_lo": "law_params_min_lo",
                "params_min_hi": "law_params_min_hi", "params": "law_params",
                "samples": "law_samples", "samples_lo": "law_samples_lo",
@@ -200,7 +217,7 @@ LAW_COLUMNS = {"params_min": "law_params_min", "params_min_lo": "law_params_min_
 
 
 def with_law(answer: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """The answer table with the scaling law's predictions for each row (dotmlp.scaling's
+    """The answer table with the scaling law's predictions for each row (dotmlp.study.predictions'
     prediction_table, renamed law_*): the parameters needed with unlimited samples and their
     interval, and the least-compute (params, samples) pair with its interval and architecture —
     what a row not reached here would take, by the fit (empty where the task was not fitted)."""
@@ -231,7 +248,7 @@ def format_answer(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = ArgumentParser(prog="python -m dotmlp.answer", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m dotmlp.study.answer", description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--name", action="append", default=None,
                         help="a sweep under the results dir (repeat for a study of several)")

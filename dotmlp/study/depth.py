@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from dotmlp.analysis import architecture_label, save_figure, write_csv
-from dotmlp.points import load_tables, measured_points, out_dir
 from dotmlp.record import write_atomically
-from dotmlp.scaling import params_of, width_for_params
+from dotmlp.study.law import params_of, width_for_params
+from dotmlp.study.points import load_tables, measured_points, out_dir
 
 PAIRS_FILE = "deep_vs_shallow.csv"
 FIGURE_FILE = "deep_vs_shallow.png"
@@ -132,7 +132,7 @@ def deep_vs_shallow_summary(pairs: pd.DataFrame) -> str:
     lines = ["## Deep against shallow at equal parameters", ""]
     if not len(pairs):
         return "\n".join([*lines, "No group of equal-parameter architectures of different depths "
-                          "was measured (see dotmlp.depth.iso_widths to add some to a sweep).", ""])
+                          "was measured (see dotmlp.study.depth.iso_widths to add some to a sweep).", ""])
     depths = sorted(pairs["depth"].unique())
     lines += ["| shallow vs deep | groups | deeper lower | median ratio shallow ÷ deep | "
               "ranges apart | d |", "|---|---|---|---|---|---|"]
