@@ -117,3 +117,42 @@ def test_flattened_projects_the_last_rate_to_the_cap():
     assert not frontier.flattened(curve, 1e-2, cap)
     assert frontier.flattened(curve, 5e-3, cap)
     assert frontier.flattened([(1, 0.05), (4, 0.05)], 1e-2, cap)  # no improvement
+
+
+# --- the search under Tune: real Ray, Lightning and MLflow, at a tiny budget --------------------------
+TINY = FrontierSettings(dimensions=(1,), depths=(1,), thresholds=(0.3,), first_samples=2**12,
+                        caps=((64, 2**14),), max_width_factor=2)
+
+
+@pytest.mark.slow
+def test_a_resumed_search_trains_only_the_runs_it_lacks(tmp_path):
+    """Stopped after some runs (the ledger holds only what finished), started again: it trains what
+    is missing and nothing twice, and ends where the uninterrupted search ended."""
+    from dotmlp import sweep
+    from tests.conftest import finished_runs
+
+    whole = sweep.run_frontier(TINY, tmp_path, verbose=0)
+    ledger_path = tmp_path / "frontier" / "candidates.csv"
+    lines = ledger_path.read_text().splitlines(keepends=True)
+    assert whole["decided"] == 1 and whole["runs_after"] == len(lines) - 1 >= 6
+    uninterrupted = set(frontier.load_ledger(ledger_path))
+    kept = 1 + (len(lines) - 1) // 2  # the header and the first half of the runs
+    ledger_path.write_text("".join(lines[:kept]))
+
+    resumed = sweep.run_frontier(TINY, tmp_path, verbose=0)
+    assert resumed["runs_before"] == kept - 1
+    assert resumed["runs_after"] - resumed["runs_before"] == len(lines) - kept  # only the missing ones
+    assert set(frontier.load_ledger(ledger_path)) == uninterrupted
+    # Every run is an MLflow run: the first search's and the resumed one's, nothing more.
+    assert finished_runs(tmp_path, "frontier") == (len(lines) - 1) + (len(lines) - kept)
+    # Started once more on a finished search: nothing to train.
+    again = sweep.run_frontier(TINY, tmp_path, verbose=0)
+    assert again["runs_after"] == again["runs_before"] == len(lines) - 1
+
+
+def test_frontier_usage_errors_are_one_line(run_cli, tmp_path):
+    for args in (["--thresholds", "2"], ["--thresholds", "x"], ["--depths", "0"]):
+        done = run_cli("sweep/run.py", "--frontier", "--results-dir", str(tmp_path), *args, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "frontier").exists()
