@@ -1,0 +1,128 @@
+"""The answer table from the frontier search: per (d, ε, depth), the smallest width SGD trained to ε,
+the width below it that failed, the hand-built net's size, and the price of learning between them.
+
+`python -m dotmlp.study.frontier` reads the search's ledger (results/frontier/candidates.csv),
+replays the search on it (dotmlp.frontier: the same decisions the search made) and writes
+results/answer.csv. A task whose search has not finished gets a row saying so ("in progress"),
+never a number read off an unfinished search. The rows with the flag on (a·b fed to the net, where
+a linear model is exact) are not searched: they are kept from the answer.csv being replaced.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from dotmlp import construction, frontier
+from dotmlp.cli import ArgumentParser, fail
+from dotmlp.record import write_atomically
+
+LEDGER = Path("results/frontier/candidates.csv")
+ANSWER = Path("results/answer.csv")
+COLUMNS = ["dimension", "multiply", "threshold", "depth", "reached", "width", "params",
+           "failed_width", "failed_params", "samples", "failed_samples", "nmse_median", "nmse_min",
+           "nmse_max", "failed_nmse_median", "seeds", "lrs_tried", "lr", "lr_bracketed",
+           "construction_k", "construction_hidden", "construction_params", "price",
+           "samples_2x_wider", "samples_4x_wider", "start_width", "max_width_tried",
+           "max_samples_tried", "sample_cap", "cpu_hours", "status", "note"]
+
+INTEGER_COLUMNS = ["width", "params", "failed_width", "failed_params", "samples", "failed_samples",
+                   "samples_2x_wider", "samples_4x_wider", "start_width", "max_width_tried",
+                   "max_samples_tried", "sample_cap"]
+
+
+def task_row(outcome: frontier.TaskOutcome | frontier.Task, settings: frontier.FrontierSettings,
+             ledger: dict) -> dict:
+    task = outcome if isinstance(outcome, frontier.Task) else outcome.task
+    d, eps = task.dimension, task.threshold
+    k = construction.smallest_k(eps)
+    row = {"dimension": d, "multiply": False, "threshold": eps, "depth": task.depth,
+           "construction_k": k, "construction_hidden": construction.hidden_units(d, k),
+           "construction_params": construction.params(d, k), "seeds": settings.seeds,
+           "sample_cap": settings.cap(d), "start_width": frontier.start_width(task)}
+    if isinstance(outcome, frontier.Task):
+        return {**row, "status": "in progress",
+                "note": "search not finished: run `python sweep/run.py --frontier` again to go on"}
+    tried = outcome.evaluated.values()
+    cpu_seconds = sum(float(ledger[key].row.get("seconds") or 0) * float(ledger[key].row.get("cpus") or 1)
+                      for key in outcome.runs)
+    row.update(max_width_tried=max(o.width for o in tried), max_samples_tried=max(o.samples for o in tried),
+               cpu_hours=round(cpu_seconds / 3600, 3), status="decided")
+    hi, lo = outcome.reached, outcome.failed
+    if hi is None:
+        widest = outcome.widest
+        return {**row, "reached": False, "nmse_median": widest.best.nmse_median,
+                "nmse_min": widest.best.nmse_min, "nmse_max": widest.best.nmse_max,
+                "lr": widest.best.key.lr, "lrs_tried": lr_list(widest.lrs),
+                "lr_bracketed": widest.bracketed,
+                "note": f"not reached by width <= {row['max_width_tried']} with <= "
+                        f"{row['max_samples_tried']:,} samples (best median {widest.best.nmse_median:.3g} "
+                        f"at width {widest.width}): a bound, not a limit"}
+    params = frontier.dense_params(d, task.depth, hi.width)
+    row.update(reached=True, width=hi.width, params=params, samples=hi.samples,
+               nmse_median=hi.best.nmse_median, nmse_min=hi.best.nmse_min, nmse_max=hi.best.nmse_max,
+               lr=hi.best.key.lr, lrs_tried=lr_list(hi.lrs), lr_bracketed=hi.bracketed,
+               price=round(params / row["construction_params"], 3))
+    if lo is not None:
+        row.update(failed_width=lo.width, failed_params=frontier.dense_params(d, task.depth, lo.width),
+                   failed_samples=lo.samples, failed_nmse_median=lo.best.nmse_median,
+                   note=f"width {lo.width} failed ({lo.reason}) after {lo.samples:,} samples")
+    else:
+        row.update(note="width 1 reached: nothing smaller to try")
+    for factor, wider in outcome.wider.items():
+        row[f"samples_{factor}x_wider"] = wider.samples if wider.reached else None
+    return row
+
+
+def lr_list(lrs) -> str:
+    return " ".join(f"{lr:.3g}" for lr in lrs)
+
+
+def answer_table(settings: frontier.FrontierSettings, ledger: dict,
+                 flag_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    rows = [task_row(o, settings, ledger) for o in frontier.outcomes(settings, ledger)]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for column in INTEGER_COLUMNS:  # whole numbers, empty where not measured (not 8.0, not NaN)
+        table[column] = table[column].astype("Int64")
+    if flag_rows is not None and len(flag_rows):
+        table = pd.concat([table, flag_rows.reindex(columns=COLUMNS)], ignore_index=True)
+    return table.sort_values(["dimension", "multiply", "threshold", "depth"],
+                             ascending=[True, True, False, True], ignore_index=True)
+
+
+def kept_flag_rows(previous: Path) -> pd.DataFrame | None:
+    """The flag rows of the answer being replaced: a linear model on [a, b, a·b] (exact), from the
+    grid study that trained it; the frontier search does not train with the flag."""
+    if not previous.exists():
+        return None
+    old = pd.read_csv(previous)
+    old = old[old["multiply"].astype(str) == "True"].copy()
+    if "depth" not in old or old["depth"].isna().all():  # the grid answer's format
+        old["depth"] = 0
+        old["note"] = "a linear model on [a, b, a*b], from the grid study (results/study-cpu)"
+    old["status"] = "decided"
+    return old
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = ArgumentParser(prog="python -m dotmlp.study.frontier", description=__doc__.splitlines()[0])
+    parser.add_argument("--ledger", default=str(LEDGER), help="the frontier search's finished runs")
+    parser.add_argument("--out", default=str(ANSWER), help="the answer table to write")
+    args = parser.parse_args(argv)
+    ledger_path, out = Path(args.ledger), Path(args.out)
+    if not ledger_path.exists():
+        fail(parser.prog, f"ledger {args.ledger!r} does not exist: run `python sweep/run.py --frontier`")
+    settings = frontier.FrontierSettings()
+    ledger = frontier.load_ledger(ledger_path)
+    table = answer_table(settings, ledger, kept_flag_rows(out))
+    write_atomically(out, table.to_csv(index=False))
+    decided = (table["status"] == "decided") & ~table["multiply"].astype(bool)
+    print(f"{out}: {int(decided.sum())} of {int((~table['multiply'].astype(bool)).sum())} searched rows "
+          f"decided, from {len(ledger)} runs in {ledger_path}")
+    return table
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
