@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from dotmlp import record as sweep_record
-from dotmlp.analysis import write_csv
+from dotmlp.analysis.tables import write_csv
 from dotmlp.cli import ArgumentParser, fail
 from dotmlp.study import depth, scaling
 from dotmlp.study.fit import RESAMPLES

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dotmlp.analysis import cells, write_csv
+from dotmlp.analysis.tables import cells, write_csv
 from dotmlp.study import scaling
 from dotmlp.study.law import nmse, params_of
 from dotmlp.study.points import load_tables, normalise

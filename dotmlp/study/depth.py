@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dotmlp.analysis import architecture_label, save_figure, write_csv
+from dotmlp.analysis.figures import save_figure
+from dotmlp.analysis.tables import architecture_label, write_csv
 from dotmlp.record import write_atomically
 from dotmlp.study.law import params_of, width_for_params
 from dotmlp.study.points import load_tables, measured_points, out_dir

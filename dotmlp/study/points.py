@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dotmlp.analysis import CURVES_FILE, TABLE_FILE, architecture_label
+from dotmlp.analysis.tables import CURVES_FILE, TABLE_FILE, architecture_label
 
 # Columns that, with trial_id, name a trial across several sweeps (trial ids are unique in one).
 TRIAL_KEYS = ("sweep", "machine", "trial_id")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dotmlp.analysis import architecture_label
+from dotmlp.analysis.tables import architecture_label
 from dotmlp.study.fit import LEVEL, N0, S0
 from dotmlp.study.law import REFERENCE_DEPTH, constants, nmse, params_of, width_for_params, yarotsky_params
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dotmlp.analysis import save_figure, write_csv
+from dotmlp.analysis.figures import save_figure
+from dotmlp.analysis.tables import write_csv
 from dotmlp.record import write_atomically
 from dotmlp.study.approximation import approximation_paragraph
 from dotmlp.study.fit import FIT_DEPTHS, RESAMPLES, fit_scaling, residuals, tuned_points
