@@ -44,7 +44,8 @@ from pathlib import Path
 # very same rates (floats recomputed by multiplication would not compare equal).
 LR_BASE = 1e-3
 LR_START_INDEX = 1  # 2e-3: the middle of the first bracket {1e-3, 2e-3, 4e-3}
-LR_MIN_INDEX, LR_MAX_INDEX = -6, 7  # 1.6e-5 … 0.128: a best at either end is reported unbracketed
+# A bracket is not extended past these (1.6e-5 … 0.128); one centred on them reaches a step beyond.
+LR_MIN_INDEX, LR_MAX_INDEX = -6, 7
 BUDGET_FACTOR = 4
 WIDER_FACTORS = (2, 4)
 FIRST_SAMPLES = 2**19
@@ -87,8 +88,9 @@ class FrontierSettings:
     """The ladder's first budget (2^19 = 0.5M samples); a test's tiny search sets it lower."""
     bracket: float = 1.25
     """Stop when the smallest reaching width ÷ the largest failing one is at most this."""
-    max_width_factor: int = 8
-    """Widths grow to at most this multiple of the starting (construction) width."""
+    max_width_factor: int = 4
+    """Widths grow to at most this multiple of the starting (construction) width: a task not
+    reached there is a bound at 4x the hand-built net, the widest this CPU affords at d = 64."""
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
