@@ -1,6 +1,6 @@
 """Join a sweep's Tune trials and MLflow runs into one table, and draw what it says.
 
-Three stages, a module each: the join (dotmlp.analysis.join: trials and curves), the tables
+Three stages, a module each: the join (dotmlp.analysis.trials: trials and curves), the tables
 (dotmlp.analysis.tables: cells, frontier, summary) and the figures (dotmlp.analysis.figures);
 `build` runs them for one sweep. `python -m dotmlp.analysis --results-dir DIR --name NAME` writes
 DIR/NAME/trials.csv (one row per trial), cells.csv (one row per architecture cell: its best
@@ -29,7 +29,6 @@ from dotmlp.analysis.figures import (
     pool_figure,
     save_figure,
 )
-from dotmlp.analysis.join import join, load_record, merge_curves, mlflow_curves, mlflow_runs, tune_trials
 from dotmlp.analysis.tables import (
     CELLS_FILE,
     CURVES_FILE,
@@ -44,6 +43,7 @@ from dotmlp.analysis.tables import (
     summarize,
     write_csv,
 )
+from dotmlp.analysis.trials import join, load_record, merge_curves, mlflow_curves, mlflow_runs, tune_trials
 
 # The stages' names a reader of one sweep uses, as dotmlp.analysis.<name> (the notebook, the tests).
 __all__ = ["CELLS_FILE", "CURVES_FILE", "MARKS", "TABLE_FILE", "architecture_label", "build", "cell_labels",

@@ -1,4 +1,4 @@
-"""One sweep's tables: the joined trials (dotmlp.analysis.join) as cells (cells.csv: each
+"""One sweep's tables: the joined trials (dotmlp.analysis.trials) as cells (cells.csv: each
 architecture's best learning rate's median over seeds), its frontier, the smallest cell reaching
 each threshold, and the summary a sweep prints; reading and writing them."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dotmlp import record as sweep_record
-from dotmlp.analysis.join import BUDGET_LIMITED_DROP, POOL_RESULTS
+from dotmlp.analysis.trials import BUDGET_LIMITED_DROP, POOL_RESULTS
 
 TABLE_FILE = "trials.csv"
 CELLS_FILE = "cells.csv"
