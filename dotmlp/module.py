@@ -206,20 +206,19 @@ class DotProductModule(pl.LightningModule):
             ):
                 self.replica_diverged[k] = True
         # NaN counts as infinitely bad, a finite blow-up at its value (above the threshold): the
-        # trial has diverged when its median has, i.e. when most of its replicas have.
-        scored = [value if math.isfinite(value) else math.inf for value in nmse]
-        median = statistics.median(scored)
+        # trial has diverged when its (lower) median has, i.e. when most of its replicas have.
+        median, lowest, highest = replica_stats(nmse)
         self.diverged = not median <= DIVERGED_ABOVE_NMSE
-        median_mse = statistics.median(value if math.isfinite(value) else math.inf for value in mse)
+        median_mse = replica_stats(mse)[0]
         previous = self.last_metrics
         self.last_metrics = {
             "val_nmse": median,
-            "val_nmse_min": min(scored),
-            "val_nmse_max": max(scored),
+            "val_nmse_min": lowest,
+            "val_nmse_max": highest,
             "val_mse": median_mse,
             "val_rmse": math.sqrt(median_mse) if median_mse >= 0 else math.nan,
             "val_r2": 1.0 - median,
-            "train_mse": statistics.median(v if math.isfinite(v) else math.inf for v in train_mse),
+            "train_mse": replica_stats(train_mse)[0],
             "steps": float(self.global_step),
             "samples": float(self.global_step * self.config.samples_per_step),
             "seeds": float(self.config.seeds),
@@ -248,11 +247,27 @@ class DotProductModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def replica_stats(values) -> tuple[float, float, float]:
+    """(median, min, max) of one metric over the K replicas, by the one rule every statistic over
+    seeds follows (val_nmse, val_mse, train_mse, the pool's RMSEs, hence sweep/rendle.py's table):
+
+    - a non-finite value (NaN or inf: a replica that diverged) counts as +inf, the worst, wherever
+      it is (statistics.median of raw NaNs depends on their position: [nan, .9, 1] gives .9,
+      [.9, nan, 1] nan); so min and max keep it, as inf;
+    - the median of an even number of replicas is the lower of the two middle values, so that it
+      is finite exactly while most (more than half) of the replicas are, as for an odd number: the
+      trial has diverged when its median has (validation_step), i.e. when most replicas have.
+    """
+    scored = [value if math.isfinite(value) else math.inf for value in values]
+    return statistics.median_low(scored), min(scored), max(scored)
+
+
 def pool_summary(replicas: dict[str, list[float]]) -> dict[str, float]:
     """The pool metrics of K replicas as the median over seeds (the paper's numbers for one run
-    when K = 1), and the seeds' range of the MLP's own RMSEs (the replication's error bars)."""
-    summary = {key: statistics.median(values) for key, values in replicas.items()}
+    when K = 1), and the seeds' range of the MLP's own RMSEs (the replication's error bars); NaN
+    counted as +inf (replica_stats)."""
+    summary = {key: replica_stats(values)[0] for key, values in replicas.items()}
     for key in ("train_rmse", "test_rmse", "fresh_rmse"):
         if key in replicas:
-            summary[f"{key}_min"], summary[f"{key}_max"] = min(replicas[key]), max(replicas[key])
+            _, summary[f"{key}_min"], summary[f"{key}_max"] = replica_stats(replicas[key])
     return summary

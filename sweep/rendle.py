@@ -40,7 +40,9 @@ KEY = ("dimension", "users", "m", "multiply", "epochs", "batch_size", "lr")
 MLP_METRICS = ("train_rmse", "test_rmse", "fresh_rmse")
 REFERENCE_METRICS = ("dot_test_rmse", "dot_fresh_rmse", "naive_test_rmse", "naive_fresh_rmse")
 # One row per point: the MLP's RMSEs as median, min and max over seeds (the paper reports a mean
-# of 5; a median of 3 is less moved by one bad seed), NMSEs and the references as medians.
+# of 5; a median of 3 is less moved by one bad seed), NMSEs and the references as medians. A seed
+# gone NaN counts as +inf in all of them, wherever it is (dotmlp.module.replica_stats: the lower
+# median for an even number of seeds), and `diverged` counts the seeds that went.
 FIELDS = (
     *KEY, "seeds", "params", "steps",
     *(f"{metric}_{stat}" for metric in MLP_METRICS for stat in ("median", "min", "max")),

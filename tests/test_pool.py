@@ -283,3 +283,13 @@ def test_the_pool_is_drawn_on_the_cpu_and_moved_to_its_device():
         assert getattr(moved, name).device.type == "meta"
         assert getattr(moved, name).shape == getattr(cpu, name).shape
     assert [t.device.type for t in moved.fresh] == ["meta"] * 4
+
+
+@pytest.mark.parametrize("values", [[math.nan, 0.9, 1.0], [0.9, math.nan, 1.0], [0.9, 1.0, math.nan]])
+def test_a_nan_replica_counts_as_the_worst_wherever_it_is(values):
+    from dotmlp.module import pool_summary
+
+    summary = pool_summary({"test_rmse": values, "dot_test_rmse": [0.85, 0.85, 0.85]})
+    assert (summary["test_rmse"], summary["test_rmse_min"], summary["test_rmse_max"]) == (
+        1.0, 0.9, math.inf)
+    assert summary["dot_test_rmse"] == 0.85

@@ -163,3 +163,36 @@ def test_cli_usage_errors_are_one_line_and_exit_2(run_cli, args, words):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
+
+
+class PoisonReplicas(pl.Callback):
+    """Every weight of the given replicas NaN before the first step: they diverge, the others
+    train on untouched (each replica's gradient is its own)."""
+
+    def __init__(self, replicas):
+        self.replicas = replicas
+
+    def on_train_start(self, trainer, pl_module):
+        with torch.no_grad():
+            for layer in pl_module.model.layers:
+                for k in self.replicas:
+                    layer.weight[k] = math.nan
+
+
+@pytest.mark.parametrize("seeds, bad, diverged", [
+    (2, [1], False), (2, [0, 1], True), (3, [0], False), (3, [0, 2], True), (4, [1, 2], False),
+    (4, [0, 1, 3], True),
+])
+def test_a_trial_diverges_when_most_of_its_replicas_do(seeds, bad, diverged):
+    config = TrialConfig(dimension=2, depth=1, width=8, steps=32, eval_every=16, seeds=seeds)
+    result = train(config, [PoisonReplicas(bad)], accelerator="cpu")
+    assert result["diverged"] == diverged
+    assert result["diverged_replicas"] == len(bad)
+    assert result["val_nmse_max"] == math.inf  # a NaN replica counts as the worst, kept
+    healthy = sorted(v for k, v in enumerate(result["val_nmse_seeds"]) if k not in bad)
+    if diverged:
+        assert result["val_nmse"] == math.inf and result["steps"] == 16  # stopped at once
+    else:
+        # The lower median (NaN as +inf): finite while most replicas are.
+        assert result["val_nmse"] == healthy[(seeds - 1) // 2] and result["steps"] == 32
+        assert result["val_nmse_min"] == healthy[0]
