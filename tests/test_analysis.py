@@ -1,6 +1,7 @@
 """The joined table and the figures, on a small real sweep made here (the notebook: test_notebook.py)."""
 
 import json
+import math
 
 import matplotlib.image
 import numpy as np
@@ -139,3 +140,66 @@ def test_every_trial_records_the_device_ray_granted_it(sweep):
     client = MlflowClient(tracking_uri=tracking.default_uri(results))
     for row in table.itertuples():
         assert client.get_run(row.run_id).data.tags[tracking.DEVICE_TAG] == "cpu"
+
+
+def test_a_seed_that_goes_nan_at_the_end_is_in_the_table_and_the_figures(tmp_path):
+    """MLflow's store keeps finite values only: its latest val_nmse_max is the evaluation before.
+    The table, the curves and the figures show the final one's."""
+    import ray
+    from ray import tune
+
+    from dotmlp import record as sweep_record
+    from dotmlp.config import SweepSettings
+    from dotmlp.tune.mlflow_runs import MLflowTrialRuns
+
+    # Defined here, not at module level: Ray's workers cannot import a test module.
+    def one_seed_goes_nan(config):
+        """A stand-in for train_trial's reports (3 replicas, the ladder's last two evaluations):
+        replica 2 goes NaN at the last one, where the seeds' range becomes [0.04, inf]; the trial
+        has not diverged (most replicas have not)."""
+        from ray import tune
+
+        for steps, seed2, top, train_mse in ((128, 0.06, 0.06, 0.10), (256, math.nan, math.inf, math.inf)):
+            tune.report({"steps": float(steps), "samples": steps * 1024.0, "seeds": 3.0,
+                         "val_nmse": 0.05, "val_nmse_min": 0.04, "val_nmse_max": top, "val_mse": 0.1,
+                         "val_r2": 0.95, "train_mse": train_mse, "diverged": 0.0,
+                         "diverged_replicas": float(math.isnan(seed2)), "val_nmse_previous": 0.06,
+                         "steps_previous": steps / 2, "val_nmse_seed0": 0.04, "val_nmse_seed1": 0.05,
+                         "val_nmse_seed2": seed2, "params": 41, "device": "cpu"})
+
+    settings = SweepSettings(max_steps=256, reports=2, dimensions=(2,), depths=(1,), widths=(8,),
+                             multiply=(False,), halving="asynchronous")
+    uri = tracking.default_uri(tmp_path)
+    record = sweep_record.new(settings, "nan_seed", None, None, {"cpu": 1, "gpu": 0}, [128])
+    (tmp_path / "nan_seed").mkdir()
+    sweep_record.write(tmp_path, "nan_seed", record)
+    tracking.ensure_experiment(uri, "nan_seed")
+    runs = MLflowTrialRuns(uri, "nan_seed", record["sweep_id"], settings.trial_settings(),
+                           settings.max_t)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        tune.Tuner(one_seed_goes_nan,
+                   param_space={"dimension": 2, "multiply": False, "depth": 1, "width": 8,
+                                "lr": 1e-3},
+                   run_config=tune.RunConfig(name="nan_seed", storage_path=str(tmp_path),
+                                             callbacks=[runs], verbose=0)).fit()
+    finally:
+        ray.shutdown()
+    table = analysis.build(tmp_path, "nan_seed")
+    [row] = table.itertuples()
+    logged = MlflowClient(tracking_uri=uri).get_metric_history(row.run_id, "val_nmse_max")
+    assert [(m.step, m.value) for m in logged] == [(128, 0.06)]  # the store's latest: stale
+    assert row.status == "completed" and row.steps == 256
+    assert (row.val_nmse, row.val_nmse_min, row.val_nmse_max) == (0.05, 0.04, math.inf)
+    assert row.train_mse == math.inf and row.diverged_replicas == 1
+    assert json.loads(row.val_nmse_seeds)[:2] == [0.04, 0.05]
+    assert math.isnan(json.loads(row.val_nmse_seeds)[2])
+    written = pd.read_csv(tmp_path / "nan_seed" / analysis.TABLE_FILE)
+    assert written["val_nmse_max"].tolist() == [math.inf]
+    curves = pd.read_csv(tmp_path / "nan_seed" / analysis.CURVES_FILE).set_index("steps")
+    assert curves.loc[256, "val_nmse_max"] == math.inf and curves.loc[128, "val_nmse_max"] == 0.06
+    [cell] = analysis.cells(table).itertuples()
+    assert cell.diverged_replicas == 1
+    _, labels = analysis.cell_labels(analysis.cells(table), depths=[1], widths=[8])
+    assert labels.loc[1, 8].endswith(analysis.MARKS["diverged_seed"])
+    assert (tmp_path / "nan_seed" / "frontier.png").exists()

@@ -23,12 +23,14 @@ from dotmlp.analysis.tables import (
     task_columns,
 )
 
-# Cells annotated as still improving (+) or with too few learning rates (?).
-MARKS = {"budget_limited": "+", "few_lrs": "?"}
+# Cells annotated as still improving (+), with too few learning rates (?), or with a seed that
+# diverged (!: its median, over the others and that one as +inf, is still finite).
+MARKS = {"budget_limited": "+", "few_lrs": "?", "diverged_seed": "!"}
 HEATMAP_TITLE = (
     "held-out NMSE, median over seeds at each cell's best learning rate "
     "(+ still improving at its budget: an upper bound; ? fewer than 3 learning rates tried)"
 )
+DIVERGED_SEED_NOTE = "; ! a seed diverged (counted as +inf)"
 
 
 def cell_labels(panel: pd.DataFrame, depths, widths) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -41,9 +43,15 @@ def cell_labels(panel: pd.DataFrame, depths, widths) -> tuple[pd.DataFrame, pd.D
         if row.depth not in labels.index or row.width not in labels.columns:
             continue
         marks = (MARKS["budget_limited"] if row.budget_limited else "") + (
-            MARKS["few_lrs"] if row.lrs < MIN_LEARNING_RATES else "")
+            MARKS["few_lrs"] if row.lrs < MIN_LEARNING_RATES else "") + (
+            MARKS["diverged_seed"] if diverged_seeds(row) else "")
         labels.loc[row.depth, row.width] += marks
     return values, labels
+
+
+def diverged_seeds(row) -> bool:
+    """Whether a row's trial had a replica diverge (NaN where the table predates the column)."""
+    return getattr(row, "diverged_replicas", 0) > 0
 
 
 def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
@@ -98,7 +106,8 @@ def heatmap_figures(table: pd.DataFrame, grid: dict | None = None) -> dict:
             fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(),
                          label="held-out NMSE (log scale)", shrink=0.8)
         flag_text = "on" if multiply else "off"
-        fig.suptitle(f"Multiplication flag {flag_text}: {HEATMAP_TITLE}", fontsize=9)
+        note = DIVERGED_SEED_NOTE if any(map(diverged_seeds, cell_table.itertuples())) else ""
+        fig.suptitle(f"Multiplication flag {flag_text}: {HEATMAP_TITLE}{note}", fontsize=9)
         figures[f"heatmap_multiply_{flag_text}"] = fig
     return figures
 
@@ -125,13 +134,22 @@ def frontier_figure(table: pd.DataFrame):
     sns.lineplot(data=front, x="params", y="best_val_nmse", hue="d", hue_order=dimensions,
                  style="flag", markers=True, dashes=True, drawstyle="steps-post", palette=palette,
                  estimator=None, errorbar=None, ax=ax)  # points, not means with bands
-    for row in front.itertuples():  # the seeds' range at each point
+    infinite = front["val_nmse_max"] == math.inf  # a seed diverged (NaN: no range recorded)
+    for row in front[~infinite].itertuples():  # the seeds' range at each point
         ax.vlines(row.params, row.val_nmse_min, row.val_nmse_max, color=palette[row.d], lw=1)
+    title = "The frontier: best median NMSE against model size (bars: the seeds' range"
     ax.set(xscale="log", yscale="log", xlabel="parameters",
-           ylabel="best held-out NMSE with at most this many parameters",
-           title="The frontier: best median NMSE against model size (bars: the seeds' range)")
+           ylabel="best held-out NMSE with at most this many parameters")
     ax.axhline(1e-2, color="grey", lw=0.5, ls=":")
     ax.axhline(1e-3, color="grey", lw=0.5, ls=":")
+    if infinite.any():  # a seed diverged (+inf): its bar runs to the top, marked ^
+        top = ax.get_ylim()[1]
+        for row in front[infinite].itertuples():
+            ax.vlines(row.params, row.val_nmse_min, top, color=palette[row.d], lw=1)
+            ax.plot(row.params, top, "^", color=palette[row.d], clip_on=False)
+        ax.set_ylim(top=top)
+        title += "; ^ to the top: a seed diverged"
+    ax.set_title(title + ")")
     return fig
 
 
@@ -184,8 +202,13 @@ def learning_curves_figure(table: pd.DataFrame, curves: pd.DataFrame, best: int 
                      estimator=None, errorbar=None, ax=ax)
         for _, curve in panel.groupby("trial_id"):  # the seeds' range along the curve
             if {"val_nmse_min", "val_nmse_max"} <= set(curve):
-                ax.fill_between(curve["samples"], curve["val_nmse_min"], curve["val_nmse_max"],
-                                alpha=0.15)
+                infinite = curve["val_nmse_max"] == math.inf
+                ax.fill_between(curve["samples"], curve["val_nmse_min"],
+                                curve["val_nmse_max"].mask(infinite), alpha=0.15)
+                if infinite.any():  # a seed diverged there: marked x on the median
+                    gone = curve[infinite]
+                    ax.scatter(gone["samples"], gone["val_nmse"], marker="x", color="red",
+                               zorder=3)
         ax.set(xscale="log", yscale="log", title=f"d = {dimension}", xlabel="training samples",
                ylabel="held-out NMSE (median, band: seeds)")
     fig.suptitle("Learning curves of each dimension's best architectures (flag off)", fontsize=9)
@@ -211,8 +234,10 @@ def pool_figure(table: pd.DataFrame):
                            & (cell_table["multiply"] == multiply)].sort_values("users")
         sns.lineplot(data=panel, x="users", y="test_rmse", hue="architecture", marker="o",
                      estimator=None, errorbar=None, ax=ax)
-        for _, line in panel.groupby("architecture"):
-            ax.fill_between(line["users"], line["test_rmse_min"], line["test_rmse_max"], alpha=0.15)
+        for _, line in panel.groupby("architecture"):  # a seed gone NaN (+inf) leaves a gap
+            top = line["test_rmse_max"]
+            ax.fill_between(line["users"], line["test_rmse_min"], top.mask(top == math.inf),
+                            alpha=0.15)
         stopped = panel[panel["status"] == "pruned"]  # at the epochs ASHA let it reach: a bound
         ax.scatter(stopped["users"], stopped["test_rmse"], s=40, facecolors="white",
                    edgecolors="black", linewidths=0.8, zorder=3)

@@ -39,8 +39,11 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
     trials count at the budget they reached: an upper bound), how many learning rates and seeds
     stand behind it, and whether it was still improving at the end of its budget."""
     keys = cell_columns(table)
+    # diverged_replicas: how many of its seeds went NaN or blew up (tables before it lack it).
+    replicas = ["diverged_replicas"] if "diverged_replicas" in table else []
     columns = [*keys, "lr", "lrs", "trials", "seeds", "params", "steps", "samples", "val_nmse",
-               "val_nmse_min", "val_nmse_max", "budget_limited", "status", *pool_results(table)]
+               "val_nmse_min", "val_nmse_max", *replicas, "budget_limited", "status",
+               *pool_results(table)]
     usable = table[table["status"].isin(["completed", "pruned"])].dropna(subset=["val_nmse"])
     if not len(usable):
         return pd.DataFrame(columns=columns)

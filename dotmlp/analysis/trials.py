@@ -5,7 +5,6 @@ trial's learning curve (curves.csv). A trial missing on either side keeps its ro
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import numpy as np
@@ -28,6 +27,12 @@ BUDGET_LIMITED_DROP = 0.2
 # digits move from one evaluation to the next, which is not "still improving".
 EXACT_BELOW = 1e-7
 CURVE_METRICS = ("samples", "val_nmse", "val_nmse_min", "val_nmse_max", "diverged")
+# A trial's final evaluation, as Tune received it: NaN and inf kept (a seed gone NaN counts as +inf
+# in the median and the seeds' range: dotmlp.module.replica_stats). MLflow's copies are used only
+# for a run whose Tune trial is gone: the driver logs finite values only (MLflowTrialRuns), so
+# the store's latest value of a metric that went inf is an earlier evaluation's.
+FINAL_METRICS = ("val_nmse", "val_nmse_min", "val_nmse_max", "val_mse", "val_r2", "train_mse",
+                 "diverged_replicas")
 
 
 def load_record(results_dir: str | os.PathLike, name: str) -> dict:
@@ -64,8 +69,11 @@ def tune_trials(experiment_path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "first_seed": first_seed,
                 "steps": last.get("steps", 0),
                 "samples": last.get("samples", 0),
-                "tune_val_nmse": last.get("val_nmse"),
-                "val_nmse_seeds": json.dumps([_finite(last[k]) for k in replicas]),
+                # The sentinel in val_nmse of a diverged trial goes in join().
+                **{key: last.get(key) for key in FINAL_METRICS},
+                # Each replica's own final NMSE as measured: NaN or inf kept (JSON's NaN and
+                # Infinity, which Python's json reads back).
+                "val_nmse_seeds": json.dumps([last[k] for k in replicas]),
                 "val_nmse_previous": last.get("val_nmse_previous"),
                 "steps_previous": last.get("steps_previous"),
                 "diverged": flag(last.get("diverged")),
@@ -99,10 +107,6 @@ def without_divergence_sentinel(curves: pd.DataFrame) -> pd.DataFrame:
     return curves
 
 
-def _finite(value):
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
     from dotmlp import tracking
 
@@ -113,12 +117,7 @@ def mlflow_runs(uri: str, experiment: str, sweep_id: str) -> pd.DataFrame:
         f"tags.{tracking.STATUS_TAG}": "mlflow_status_tag",
         f"tags.{tracking.DEVICE_TAG}": "mlflow_device_tag",
         "status": "mlflow_run_status",
-        "metrics.val_nmse": "val_nmse",
-        "metrics.val_nmse_min": "val_nmse_min",
-        "metrics.val_nmse_max": "val_nmse_max",
-        "metrics.val_mse": "val_mse",
-        "metrics.val_r2": "val_r2",
-        "metrics.train_mse": "train_mse",
+        **{f"metrics.{metric}": f"mlflow_{metric}" for metric in FINAL_METRICS},
     }
     for column in columns:
         if column not in runs:
@@ -145,10 +144,14 @@ def mlflow_curves(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge_curves(tune_curves: pd.DataFrame, logged: pd.DataFrame) -> pd.DataFrame:
-    """The MLflow runs' curves, and Tune's for any evaluation they lack."""
-    both = pd.concat([without_divergence_sentinel(logged), tune_curves], ignore_index=True)
-    both = both.drop_duplicates(["trial_id", "steps"], keep="first")
-    return both[tune_curves.columns].sort_values(["trial_id", "steps"], ignore_index=True)
+    """The MLflow runs' curves, and Tune's for any evaluation, or any value of one, they lack:
+    the store has only the finite values (an evaluation where a seed went NaN has its range's
+    inf from Tune's log)."""
+    key = ["trial_id", "steps"]
+    both = tune_curves.drop_duplicates(key, keep="first").set_index(key)
+    if len(logged):
+        both = without_divergence_sentinel(logged).set_index(key).combine_first(both)
+    return both.reset_index()[tune_curves.columns].sort_values(key, ignore_index=True)
 
 
 def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFrame:
@@ -163,6 +166,9 @@ def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFram
     table["missing"] = table.pop("_merge").map(
         {"both": "", "left_only": "mlflow run", "right_only": "tune trial"}
     ).astype(str)
+    orphan = table["missing"] == "tune trial"
+    for metric in FINAL_METRICS:  # the final evaluation's; MLflow's only where Tune's is gone
+        table[metric] = table[metric].where(~orphan, table.pop(f"mlflow_{metric}"))
     table["status"] = [
         # Without its Tune trial a run's status is what the callback tagged it with, if anything.
         (row.mlflow_status_tag if isinstance(row.mlflow_status_tag, str) else "unfinished")
@@ -175,15 +181,16 @@ def join(tune_df: pd.DataFrame, runs: pd.DataFrame, record: dict) -> pd.DataFram
     table["rung"] = [int(np.searchsorted(rungs, done, side="right")) - 1 if done else -1
                      for done in table[time_attr].fillna(0)]
     diverged = table["status"] == "diverged"
-    table.loc[diverged, ["val_nmse", "val_nmse_min", "val_nmse_max"]] = np.nan
+    # Its median is the sentinel the scheduler got, not a measurement; its seeds' range is one.
+    table.loc[diverged, "val_nmse"] = np.nan
     table["budget_limited"] = still_improving(table) & ~diverged
     users = ["users"] if pool else []
     order = ["trial_id", "run_id", "dimension", *users, *CONFIG_COLUMNS[1:], "params", "seeds",
              "status", "rung", "steps", "samples", "val_nmse", "val_nmse_min", "val_nmse_max",
-             "val_nmse_seeds", "val_nmse_previous", "steps_previous", "budget_limited", "val_mse",
-             "val_r2", "train_mse", *(POOL_RESULTS if pool else ()), "retries", "node_ip",
-             "node_id", "device", "train_seconds", "trial_seconds", "tune_status", "mlflow_run_status",
-             "mlflow_status_tag", "missing"]
+             "val_nmse_seeds", "diverged_replicas", "val_nmse_previous", "steps_previous",
+             "budget_limited", "val_mse", "val_r2", "train_mse", *(POOL_RESULTS if pool else ()),
+             "retries", "node_ip", "node_id", "device", "train_seconds", "trial_seconds",
+             "tune_status", "mlflow_run_status", "mlflow_status_tag", "missing"]
     return table[order].sort_values(["dimension", *users, "multiply", "depth", "width", "lr"],
                                     ignore_index=True)
 
