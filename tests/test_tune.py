@@ -330,3 +330,46 @@ def test_the_mlflow_run_is_tagged_with_the_trial_s_device(tmp_path):
     trial = _trial(4)
     runs.on_trial_result(0, [trial], trial, {"steps": 64, "val_nmse": 0.1, "device": "cpu"})
     assert MlflowClient(uri).get_run(runs.run_id(trial)).data.tags[tracking.DEVICE_TAG] == "cpu"
+
+
+@pytest.mark.parametrize("value, decision", [(2e-3, TrialScheduler.CONTINUE),
+                                             (3.5e-3, TrialScheduler.STOP)])
+def test_a_trial_errored_before_its_first_rung_is_judged_there_when_resumed(value, decision):
+    scheduler = _halving(cohort=5)
+    trials = [_trial(8) for _ in range(5)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    errored = trials[4]
+    scheduler.on_trial_error(None, errored)  # its retries spent before rung 0: the rung goes on
+    assert _feed(scheduler, trials[:4], 10, [3e-3, 1e-3, 4e-3, 5e-3]) == [TrialScheduler.PAUSE] * 3 + [
+        TrialScheduler.STOP]  # ceil(4 / 4) = 1 goes on: trial 1
+    # --resume: the rungs come back (HalvingState) and Tune requeues the errored trial as PENDING.
+    resumed = _halving(cohort=5)
+    dscheduler.HalvingState(resumed).set_state(dscheduler.HalvingState(scheduler).get_state())
+    errored.set_status(Trial.PENDING)
+    resumed.on_trial_add(None, errored)
+    # At rung 0 it meets its peers' rule: the best ceil(5 / 4) = 2 of the 5 that reported there.
+    assert _feed(resumed, [errored], 10, [value]) == [decision]
+    kept = decision == TrialScheduler.CONTINUE
+    assert resumed._expected[(8, False)][1] == 1 + kept  # rung 1 waits for it too, if kept
+    if kept:
+        assert _feed(resumed, [trials[1]], 40, [5e-4]) == [TrialScheduler.PAUSE]
+        # Rung 1 is full with it; ceil(2 / 4) = 1 goes on, the better of the two.
+        assert _feed(resumed, [errored], 40, [4e-4]) == [TrialScheduler.CONTINUE]
+
+
+def test_a_trial_errored_at_an_undecided_rung_races_there_when_resumed():
+    scheduler = _halving(cohort=3)
+    trials = [_trial(8) for _ in range(3)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    assert _feed(scheduler, trials[:1], 10, [2e-3]) == [TrialScheduler.PAUSE]
+    scheduler.on_trial_error(None, trials[2])  # the sweep stops before trial 1 reaches the rung
+    resumed = _halving(cohort=3)
+    dscheduler.HalvingState(resumed).set_state(dscheduler.HalvingState(scheduler).get_state())
+    for trial in trials[1:]:
+        trial.set_status(Trial.PENDING)
+        resumed.on_trial_add(None, trial)
+    assert _feed(resumed, [trials[1]], 10, [3e-3]) == [TrialScheduler.PAUSE]  # waits for trial 2
+    assert _feed(resumed, [trials[2]], 10, [1e-3]) == [TrialScheduler.CONTINUE]  # the best of 3
+    assert resumed._promoted == set()  # ceil(3 / 4) = 1: the two waiting are stopped

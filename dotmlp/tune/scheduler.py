@@ -117,18 +117,23 @@ class PerTaskHalving(FIFOScheduler):
         self._next_rung: dict[str, int] = {}  # the rung each racing trial is to reach next
         self._promoted: set[str] = set()  # paused trials that went on: to be resumed
         self._outside: set[str] = set()  # trials that left the race (pruned, ended, errored)
+        # Errored trials, by the rung they were to reach next: --resume runs them again, and
+        # they race from there like their peers (on_trial_add, _judge_late).
+        self._errored: dict[str, int] = {}
         self._ended_unseen: list = []  # restored as ended but racing in the saved rungs
         self._num_stopped = 0
 
     # The rungs, saved and restored by HalvingState with the experiment's state.
-    _STATE = ("_expected", "_recorded", "_next_rung", "_promoted", "_outside", "_num_stopped")
+    _STATE = ("_expected", "_recorded", "_next_rung", "_promoted", "_outside", "_errored",
+              "_num_stopped")
 
     def get_state(self) -> dict:
         return copy.deepcopy({name: getattr(self, name) for name in self._STATE})
 
     def set_state(self, state: dict) -> None:
         for name in self._STATE:
-            setattr(self, name, state[name])
+            # A sweep saved before errored trials were kept (_errored) has none.
+            setattr(self, name, state[name] if name in state else {})
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         # As ASHA's: the Tuner's metric and mode, unless the scheduler was given its own.
@@ -148,6 +153,8 @@ class PerTaskHalving(FIFOScheduler):
                              f"{dict(zip(self._group_by, self._key(trial), strict=True))}")
         trial_id = trial.trial_id
         if trial_id in self._outside:
+            if trial_id in self._errored and trial.status == Trial.PENDING:
+                self._rejoin(trial)  # errored, and run again by --resume
             return
         if trial.status in (Trial.TERMINATED, Trial.ERROR):
             # Restored as ended, after the rungs were saved: they must stop waiting for it, once
@@ -161,6 +168,17 @@ class PerTaskHalving(FIFOScheduler):
             # PENDING, which would run it on past an undecided rung; it waits PAUSED, as it did.
             trial.set_status(Trial.PAUSED)
 
+    def _rejoin(self, trial) -> None:
+        """An errored trial run again (--resume, from its last checkpoint, before the rung it was
+        to reach next): back in the race there. A rung not yet halved waits for it again; at one
+        already halved it is judged on arrival against what its peers reported (_judge_late)."""
+        trial_id, key = trial.trial_id, self._key(trial)
+        rung = self._errored.pop(trial_id)
+        self._outside.discard(trial_id)
+        self._next_rung[trial_id] = rung
+        if rung + 1 not in self._expected[key]:
+            self._expected[key][rung] += 1
+
     def on_trial_result(self, tune_controller, trial, result):
         self._promoted.discard(trial.trial_id)  # it reports: it runs again
         rung = self._next_rung.get(trial.trial_id)
@@ -170,7 +188,24 @@ class PerTaskHalving(FIFOScheduler):
         key = self._key(trial)
         self._recorded[key][rung][trial.trial_id] = result[self._metric]
         self._next_rung[trial.trial_id] = rung + 1
+        if rung + 1 in self._expected[key]:  # halved before it came (it errored, and resumed)
+            return self._judge_late(key, rung, trial)
         return self._decide(tune_controller, key, rung, current=trial)
+
+    def _judge_late(self, key: tuple, rung: int, trial) -> str:
+        """A trial reaching a rung already halved: by its peers' rule there, it goes on if it is
+        among the best ceil(n / reduction_factor) of the n that reported, itself included. Those
+        kept before it stay kept; the next rung, if not yet halved, waits for it too."""
+        recorded = self._recorded[key][rung]
+        ranked = sorted(recorded, key=lambda t: (self._score(recorded[t]), t))
+        if trial.trial_id in ranked[:math.ceil(len(ranked) / self._reduction)]:
+            if rung + 1 < len(self._milestones) and rung + 2 not in self._expected[key]:
+                self._expected[key][rung + 1] += 1
+            return TrialScheduler.CONTINUE
+        self._num_stopped += 1
+        self._next_rung.pop(trial.trial_id, None)
+        self._outside.add(trial.trial_id)
+        return TrialScheduler.STOP
 
     def _decide(self, tune_controller, key: tuple, rung: int, current=None) -> str:
         """Halve rung `rung` of task `key` once every trial expected there has reported: the
@@ -224,6 +259,9 @@ class PerTaskHalving(FIFOScheduler):
         self._left_the_race(tune_controller, trial)
 
     def on_trial_error(self, tune_controller, trial):
+        rung = self._next_rung.get(trial.trial_id)
+        if rung is not None and rung < len(self._milestones):
+            self._errored[trial.trial_id] = rung  # where it races again if resumed
         self._left_the_race(tune_controller, trial)
         save_state(tune_controller, trial)
 
