@@ -284,11 +284,17 @@ def run_frontier(parser, args, argv: list[str]) -> dict:
         parser.error(f"results-dir {args.results_dir!r} cannot be written")
     name = args.name if "name" in given_options(parser, argv) else "frontier"
     try:
-        return sweep.run_frontier(settings, Path(args.results_dir), name=name, mlflow_uri=args.mlflow_uri,
-                                  address=args.address, cpus_per_trial=args.cpus_per_trial,
-                                  gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures)
+        summary = sweep.run_frontier(settings, Path(args.results_dir), name=name,
+                                     mlflow_uri=args.mlflow_uri, address=args.address,
+                                     cpus_per_trial=args.cpus_per_trial,
+                                     gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures)
     except sweep.UsageError as error:
         fail(PROG, str(error))
+    # The answer table and figure, from above: the study reads what the search wrote.
+    from dotmlp.study import frontier as frontier_answer
+
+    frontier_answer.write_answer(Path(args.results_dir), name, figure=not args.no_figures)
+    return summary
 
 
 if __name__ == "__main__":

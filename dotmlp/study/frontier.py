@@ -5,7 +5,7 @@ the width below it that failed, the hand-built net's size, and the price of lear
 replays the search on it (dotmlp.frontier: the same decisions the search made) and writes
 results/answer.csv. A task whose search has not finished gets a row saying so ("in progress"),
 never a number read off an unfinished search. The rows with the flag on (a·b fed to the net, where
-a linear model is exact) are not searched: they are kept from the answer.csv being replaced.
+a linear model is exact) are not searched: they are the grid study's (results/grid/answer.csv).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dotmlp.record import write_atomically
 
 LEDGER = Path("results/frontier/candidates.csv")
 ANSWER = Path("results/answer.csv")
+# The grid study's answer (constant learning rate, results/grid/): where the flag rows come from.
+GRID_ANSWER = Path("grid/answer.csv")
 COLUMNS = ["dimension", "multiply", "threshold", "depth", "reached", "width", "params",
            "failed_width", "failed_params", "samples", "failed_samples", "nmse_median", "nmse_min",
            "nmse_max", "failed_nmse_median", "seeds", "lrs_tried", "lr", "lr_bracketed",
@@ -30,7 +32,8 @@ COLUMNS = ["dimension", "multiply", "threshold", "depth", "reached", "width", "p
 
 INTEGER_COLUMNS = ["width", "params", "failed_width", "failed_params", "samples", "failed_samples",
                    "samples_2x_wider", "samples_4x_wider", "start_width", "max_width_tried",
-                   "max_samples_tried", "sample_cap"]
+                   "max_samples_tried", "sample_cap", "seeds", "construction_k", "construction_hidden",
+                   "construction_params"]
 
 
 def task_row(outcome: frontier.TaskOutcome | frontier.Task, settings: frontier.FrontierSettings,
@@ -84,44 +87,59 @@ def answer_table(settings: frontier.FrontierSettings, ledger: dict,
                  flag_rows: pd.DataFrame | None = None) -> pd.DataFrame:
     rows = [task_row(o, settings, ledger) for o in frontier.outcomes(settings, ledger)]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    for column in INTEGER_COLUMNS:  # whole numbers, empty where not measured (not 8.0, not NaN)
-        table[column] = table[column].astype("Int64")
     if flag_rows is not None and len(flag_rows):
         table = pd.concat([table, flag_rows.reindex(columns=COLUMNS)], ignore_index=True)
+    for column in INTEGER_COLUMNS:  # whole numbers, empty where not measured (not 8.0, not NaN)
+        table[column] = pd.to_numeric(table[column]).round().astype("Int64")
     return table.sort_values(["dimension", "multiply", "threshold", "depth"],
                              ascending=[True, True, False, True], ignore_index=True)
 
 
 def kept_flag_rows(previous: Path) -> pd.DataFrame | None:
-    """The flag rows of the answer being replaced: a linear model on [a, b, a·b] (exact), from the
-    grid study that trained it; the frontier search does not train with the flag."""
+    """The flag rows of a grid answer: a linear model on [a, b, a·b] (exact), from the grid study
+    that trained it; the frontier search does not train with the flag."""
     if not previous.exists():
         return None
     old = pd.read_csv(previous)
     old = old[old["multiply"].astype(str) == "True"].copy()
-    if "depth" not in old or old["depth"].isna().all():  # the grid answer's format
+    if "architecture_samples" in old:  # the grid answer's format
+        # Its samples column is the fastest network's, not this row's: the linear model's own.
+        old["samples"] = old["architecture_samples"]
         old["depth"] = 0
         old["note"] = "a linear model on [a, b, a*b], from the grid study (results/study-cpu)"
     old["status"] = "decided"
     return old
 
 
+def write_answer(results_dir: Path, name: str = "frontier", figure: bool = True) -> pd.DataFrame:
+    """<results-dir>/answer.csv from the search's ledger <results-dir>/<name>/candidates.csv (and
+    answer.png beside it), written atomically."""
+    from dotmlp.study import answer_figure
+
+    ledger_path, out = Path(results_dir) / name / LEDGER.name, Path(results_dir) / ANSWER.name
+    ledger = frontier.load_ledger(ledger_path)
+    grid = Path(results_dir) / GRID_ANSWER
+    table = answer_table(frontier.FrontierSettings(), ledger, kept_flag_rows(grid if grid.exists() else out))
+    write_atomically(out, table.to_csv(index=False))
+    if figure:
+        answer_figure.draw(table, out.with_suffix(".png"))
+    searched = ~table["multiply"].astype(bool)
+    decided = int(((table["status"] == "decided") & searched).sum())
+    print(f"{out}: {decided} of {int(searched.sum())} searched rows decided, from {len(ledger)} runs in "
+          f"{ledger_path}")
+    return table
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = ArgumentParser(prog="python -m dotmlp.study.frontier", description=__doc__.splitlines()[0])
-    parser.add_argument("--ledger", default=str(LEDGER), help="the frontier search's finished runs")
-    parser.add_argument("--out", default=str(ANSWER), help="the answer table to write")
+    parser.add_argument("--results-dir", default="results", help="where answer.csv goes")
+    parser.add_argument("--name", default="frontier", help="the search's folder: <name>/candidates.csv")
+    parser.add_argument("--no-figure", action="store_true", help="answer.csv only, no answer.png")
     args = parser.parse_args(argv)
-    ledger_path, out = Path(args.ledger), Path(args.out)
-    if not ledger_path.exists():
-        fail(parser.prog, f"ledger {args.ledger!r} does not exist: run `python sweep/run.py --frontier`")
-    settings = frontier.FrontierSettings()
-    ledger = frontier.load_ledger(ledger_path)
-    table = answer_table(settings, ledger, kept_flag_rows(out))
-    write_atomically(out, table.to_csv(index=False))
-    decided = (table["status"] == "decided") & ~table["multiply"].astype(bool)
-    print(f"{out}: {int(decided.sum())} of {int((~table['multiply'].astype(bool)).sum())} searched rows "
-          f"decided, from {len(ledger)} runs in {ledger_path}")
-    return table
+    if not (Path(args.results_dir) / args.name / LEDGER.name).exists():
+        fail(parser.prog, f"no ledger {args.name}/{LEDGER.name} in {args.results_dir!r}: run "
+                          "`python sweep/run.py --frontier` first")
+    return write_answer(Path(args.results_dir), args.name, figure=not args.no_figure)
 
 
 if __name__ == "__main__":
