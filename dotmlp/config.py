@@ -9,6 +9,8 @@ from dataclasses import dataclass
 TARGETS = ("dot", "cosine")
 DATA_REGIMES = ("fresh", "fixed", "pool")
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
+INITS = ("default", "construction")
 ASHA_GROUPS = ("task", "cell")
 HALVINGS = ("asynchronous", "synchronous")
 # A sweep's regimes: the fixed regime's training-set size is not a sweep axis.
@@ -96,6 +98,15 @@ class TrialConfig:
     (0: every eval_every steps instead)."""
     schedule: str = "constant"
     """Learning-rate schedule: constant, or cosine decay to zero over the budget."""
+    precision: str = "fp32"
+    """fp32; or bf16: the training step's matrix products under bfloat16 autocast (the loss, Adam's
+    state and every evaluation stay float32)."""
+    init: str = "default"
+    """default: PyTorch's initialisation; construction: the hand-built net (dotmlp.construction;
+    depth 1, width 2·d·k for an even k ≥ 2), plus init_noise."""
+    init_noise: float = 0.0
+    """With init construction: Gaussian noise added to every weight and bias, in units of the
+    default initialisation's standard deviation for that layer (1: as large as a fresh init)."""
     hidden: tuple[int, ...] | None = None
     """Explicit hidden layer sizes (e.g. the notebook's [16, 8, 4, 2]); overrides depth and width."""
     seed: int = 0
@@ -174,6 +185,17 @@ class TrialConfig:
         _one_of("target", self.target, TARGETS)
         _one_of("data", self.data, DATA_REGIMES)
         _one_of("schedule", self.schedule, SCHEDULES)
+        _one_of("precision", self.precision, PRECISIONS)
+        _one_of("init", self.init, INITS)
+        if isinstance(self.init_noise, bool) or not isinstance(self.init_noise, (int, float)) or not (
+                math.isfinite(self.init_noise) and self.init_noise >= 0):
+            raise ConfigError(f"init_noise must be a finite number >= 0, got {self.init_noise!r}")
+        if self.init == "construction":
+            k, rest = divmod(self.width, 2 * self.dimension)
+            if self.hidden_sizes != (self.width,) or self.multiply or rest or k < 2 or k % 2:
+                raise ConfigError("init construction needs depth 1, no multiply and width 2·d·k with k "
+                                  f"even >= 2 (d = {self.dimension}: width {4 * self.dimension}, "
+                                  f"{8 * self.dimension}, …), got depth {self.depth} width {self.width}")
         if self.hidden is not None:
             for size in self.hidden:
                 _int_at_least("hidden layer size", size, 1)

@@ -28,6 +28,8 @@ class DotProductModule(pl.LightningModule):
         # K = cfg.seeds replicas in one batched model: replica k is the run of seed cfg.seed + k
         # (its own initialisation and its own data stream), and every metric is per replica.
         self.model = DotMLP(cfg.dimension, cfg.hidden_sizes, cfg.multiply, cfg.seeds, cfg.seed)
+        if cfg.init == "construction":
+            start_at_construction(self.model, cfg)
         self.params = parameter_count(self.model)  # of one replica
         self.diverged = False
         self.replica_diverged = [False] * cfg.seeds
@@ -143,17 +145,21 @@ class DotProductModule(pl.LightningModule):
             data.held_out_set(cfg.dimension, cfg.val_samples, self.device, cfg.target)
         )
 
-    def replica_mse(self, batch: data.Batch) -> torch.Tensor:
-        """Each replica's mean squared error on its batch (or on a batch they share): shape (K,)."""
+    def replica_mse(self, batch: data.Batch, autocast: bool = False) -> torch.Tensor:
+        """Each replica's mean squared error on its batch (or on a batch they share): shape (K,).
+        autocast: the products in bfloat16 (precision bf16, training only); the error in float32."""
         a, b, y = batch
-        predictions = self(a, b).view(self.config.seeds, -1)  # (K, batch) for shared inputs too
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            predictions = self(a, b)
+        predictions = predictions.float().view(self.config.seeds, -1)  # (K, batch) for shared inputs too
         return (predictions - y).square().mean(dim=-1)
 
     def training_step(self, chunk: data.Chunk, batch_idx: int) -> None:
         optimizer = self.optimizers()
         schedule = self.lr_schedulers()
+        bf16 = self.config.precision == "bf16"
         for batch in chunk:  # steps_per_batch consecutive batches, in order, each drawn here
-            mse = self.replica_mse(batch)
+            mse = self.replica_mse(batch, autocast=bf16)
             # Summed, not averaged: each replica's gradient is then exactly its own run's.
             loss = mse.sum()
             optimizer.zero_grad(set_to_none=True)
@@ -245,6 +251,24 @@ class DotProductModule(pl.LightningModule):
             return optimizer
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.config.steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def start_at_construction(model: DotMLP, config: TrialConfig) -> None:
+    """Every replica set to the hand-built net of width 2·d·k (dotmlp.construction), plus Gaussian
+    noise of config.init_noise times the default initialisation's standard deviation (uniform in
+    ±1/√fan_in: σ = 1/√(3·fan_in)), drawn for replica k from its own seed."""
+    from dotmlp import construction
+
+    construction.load_into(model, config.width // (2 * config.dimension))
+    if not config.init_noise:
+        return
+    with torch.no_grad():
+        for k in range(model.replicas):
+            generator = torch.Generator().manual_seed(data.training_seed(config.seed + k, -1))
+            for layer in model.layers:
+                sigma = config.init_noise / math.sqrt(3 * layer.fan_in)
+                for tensor in (layer.weight[k], layer.bias[k]):
+                    tensor.add_(sigma * torch.randn(tensor.shape, generator=generator))
 
 
 def replica_stats(values) -> tuple[float, float, float]:

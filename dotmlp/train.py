@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from dotmlp.cli import ArgumentParser, fail, int_list, quiet_lightning
-from dotmlp.config import DATA_REGIMES, SCHEDULES, TARGETS, ConfigError, TrialConfig
+from dotmlp.config import DATA_REGIMES, INITS, PRECISIONS, SCHEDULES, TARGETS, ConfigError, TrialConfig
 
 # torch and Lightning take seconds to import: the CLI validates its arguments before paying that.
 if TYPE_CHECKING:
@@ -129,6 +129,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--val-samples", type=int, default=16384, help="held-out pairs")
     parser.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: steps/10)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="constant")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16: the training step's products under bfloat16 autocast (evaluations fp32)")
+    parser.add_argument("--init", choices=INITS, default="default",
+                        help="construction: start from the hand-built net (depth 1, width 2·d·k, k even)")
+    parser.add_argument("--init-noise", type=float, default=0.0,
+                        help="with --init construction: noise, in units of the default init's std")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1,
                         help="replicas with seeds seed … seed+K-1; val_nmse is their median")
@@ -176,6 +182,9 @@ def parse_config(args) -> TrialConfig:
         val_samples=args.val_samples,
         eval_every=args.eval_every,
         schedule=args.schedule,
+        precision=args.precision,
+        init=args.init,
+        init_noise=args.init_noise,
         seed=args.seed,
         seeds=args.seeds,
     )
