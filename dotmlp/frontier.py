@@ -120,6 +120,11 @@ class FrontierSettings:
         return [Task(d, depth, eps) for d in sorted(self.dimensions) for depth in sorted(self.depths)
                 for eps in sorted(self.thresholds, reverse=True)]
 
+    @property
+    def ledger_name(self) -> str:
+        """The ledger's file: one per precision, so that runs of one never stand in for the other's."""
+        return "candidates.csv" if self.precision == "fp32" else f"candidates-{self.precision}.csv"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -434,7 +434,8 @@ def run_frontier(
 ) -> dict:
     """Run the frontier search (dotmlp.frontier) until every task is decided, or until stopped.
 
-    settings: a dotmlp.frontier.FrontierSettings. The ledger (<results-dir>/<name>/candidates.csv)
+    settings: a dotmlp.frontier.FrontierSettings. The ledger (<results-dir>/<name>/candidates.csv;
+    candidates-bf16.csv for precision bf16)
     is the search's memory: each finished run is appended to it as it finishes, and a search
     started again on it trains only what it lacks. Every invocation is a new Tune experiment
     (<results-dir>/<name>/search-<time>/, not committed) and writes its runs to MLflow."""
@@ -446,7 +447,7 @@ def run_frontier(
 
     started_at = time.perf_counter()
     results_dir = Path(results_dir)
-    ledger = Path(ledger) if ledger else results_dir / name / "candidates.csv"
+    ledger = Path(ledger) if ledger else results_dir / name / settings.ledger_name
     mlflow_uri = mlflow_uri or tracking.default_uri(results_dir)
     check_store(mlflow_uri, name)
     # What trials share (their own config sets steps, width, depth and lr): cosine to zero over

@@ -81,6 +81,9 @@ def build_parser() -> ArgumentParser:
                    "at each of --dimensions and --depths (default 1,2), instead of a grid sweep; run it "
                    "again to resume: finished runs are in <results-dir>/<name>/candidates.csv")
     p.add_argument("--thresholds", default="1e-2,1e-3", help="with --frontier: target NMSEs, in (0, 1)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="with --frontier: bf16 runs the training products under bfloat16 autocast "
+                   "(evaluations fp32), into a ledger of its own (candidates-bf16.csv)")
     p.add_argument("--ray-timeline", default=None, metavar="FILE",
                    help="write Ray's task and actor timeline here (Chrome trace JSON), to profile a sweep")
     return p
@@ -271,7 +274,7 @@ def frontier_settings(parser, args, argv: list[str]):
         return FrontierSettings(
             dimensions=int_list("dimensions", args.dimensions),
             depths=int_list("depths", args.depths) if "depths" in given else (1, 2),
-            thresholds=thresholds, seeds=args.seeds)
+            thresholds=thresholds, seeds=args.seeds, precision=args.precision)
     except ConfigError as error:
         parser.error(str(error))
 

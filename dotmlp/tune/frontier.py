@@ -51,7 +51,7 @@ class FrontierSearcher(Searcher):
         s = self.settings
         return {"dimension": key.dimension, "depth": key.depth, "width": key.width, "lr": key.lr,
                 "multiply": False, "steps": key.samples // s.batch_size, "batch_size": s.batch_size,
-                "seeds": s.seeds, "schedule": "cosine", "lr_index": key.lr_index,
+                "seeds": s.seeds, "schedule": "cosine", "precision": s.precision, "lr_index": key.lr_index,
                 "samples_budget": key.samples}
 
     def suggest(self, trial_id: str):
