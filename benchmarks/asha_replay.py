@@ -83,7 +83,8 @@ class RejudgingASHA(PerTaskASHA):
         return action
 
     def _demoted(self, trial) -> bool:
-        bracket = self._trial_info[trial.trial_id]
+        # ASHA's own rung records (private to Tune's ASHAScheduler: a benchmark's look inside).
+        bracket = self._task(trial)._trial_info[trial.trial_id]
         return any(trial.trial_id in recorded and recorded[trial.trial_id] < bracket.cutoff(recorded)
                    for _, recorded in bracket._rungs)
 

@@ -211,7 +211,8 @@ def test_rung_milestones_are_asha_own_and_on_the_evaluation_ladder():
     assert (settings.max_steps, settings.grace_period) == (2048, 256)
     milestones = dscheduler.rung_milestones(settings)
     assert milestones == [256, 1024] and set(milestones) <= set(settings.ladder)
-    bracket = dscheduler.make_scheduler(settings.replace(halving="asynchronous"))._brackets[0]
+    asha = dscheduler.make_scheduler(settings.replace(halving="asynchronous"))
+    bracket = asha.task_scheduler((2, False))._brackets[0]  # a task's ASHA, as Tune made it
     assert sorted(m for m, _ in bracket._rungs if m < settings.max_steps) == milestones
 
 

@@ -12,6 +12,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from dotmlp.config import SweepSettings
+from dotmlp.tune import internals
 from dotmlp.tune.space import stratified_points
 from dotmlp.tune.status import flag
 
@@ -22,11 +23,12 @@ def save_state(tune_controller, trial) -> None:
     Ray 2.60 re-saves the state of trials it still holds an actor for only: a trial that errors
     before its actor is assigned (a reused actor killed as it starts the trial) stays PENDING in
     the snapshot, and a trial stopped while paused stays PAUSED, so the table read from it says
-    unfinished. The private handle is the only way in; test_record's worker-death and halving
-    tests fail if Ray moves it."""
-    mark = getattr(tune_controller, "_mark_trial_to_checkpoint", None)
-    if mark is not None:
-        mark(trial)
+    unfinished. Tune has no public way in: the private one is checked before every sweep
+    (internals.check), and taken on the controller itself, not through the wrapper Tune hands
+    schedulers, which would log its "is being restricted" warning (internals)."""
+    controller = internals.controller(tune_controller)
+    if controller is not None:  # None: a scheduler driven without Tune (the unit tests)
+        controller._mark_trial_to_checkpoint(trial)
 
 
 class SavesErrors:
@@ -46,9 +48,10 @@ def exempt(trial, depths: tuple[int, ...]) -> bool:
     return trial.config.get("depth") in depths
 
 
-class PerTaskASHA(SavesErrors, ASHAScheduler):
+class PerTaskASHA(SavesErrors, FIFOScheduler):
     """ASHA with one set of rungs per task (dimension, multiplication flag), which never stops
-    a linear model (depth 0).
+    a linear model (depth 0): one Tune ASHAScheduler per task, each given its task's trials
+    through the scheduler interface.
 
     NMSE is comparable across dimensions, but the tasks differ in difficulty by orders of
     magnitude: one shared set of rungs would prune every d = 64 trial (and every trial without
@@ -60,33 +63,59 @@ class PerTaskASHA(SavesErrors, ASHAScheduler):
     compute: they run their whole budget and take no part in the rungs.
     """
 
-    def __init__(self, group_by=("dimension", "multiply"), exempt_depths=(0,), **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, group_by=("dimension", "multiply"), exempt_depths=(0,), metric=None,
+                 mode=None, **asha):
+        super().__init__()
         self._group_by = tuple(group_by)
         self._exempt_depths = tuple(exempt_depths)
-        self._template = self._brackets
-        self._groups: dict[tuple, list] = {}
+        self._metric, self._mode = metric, mode  # or, when None, the Tuner's
+        self._asha = asha  # time_attr, max_t, grace_period, reduction_factor: each task's ASHA
+        self._tasks: dict[tuple, ASHAScheduler] = {}
+        self._num_stopped = 0
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        # As ASHA's: the Tuner's metric and mode, unless the scheduler was given its own.
+        if (self._metric and metric) or (self._mode and mode):
+            return False
+        self._metric, self._mode = metric or self._metric, mode or self._mode
+        for task in self._tasks.values():
+            task.set_search_properties(metric, mode, **spec)
+        return True
+
+    def task_scheduler(self, key: tuple) -> ASHAScheduler:
+        """The ASHA of one task (its group_by values), made when its first trial comes."""
+        if key not in self._tasks:
+            self._tasks[key] = ASHAScheduler(metric=self._metric, mode=self._mode, **self._asha)
+        return self._tasks[key]
+
+    def _task(self, trial) -> ASHAScheduler:
+        return self.task_scheduler(tuple(trial.config.get(name) for name in self._group_by))
 
     def _exempt(self, trial) -> bool:
         return exempt(trial, self._exempt_depths)
 
+    def on_trial_add(self, tune_controller, trial):
+        if not self._exempt(trial):
+            self._task(trial).on_trial_add(tune_controller, trial)
+
     def on_trial_result(self, tune_controller, trial, result):
         if self._exempt(trial):
             return TrialScheduler.CONTINUE  # the trainable ends itself at its budget
-        return super().on_trial_result(tune_controller, trial, result)
+        action = self._task(trial).on_trial_result(tune_controller, trial, result)
+        self._num_stopped += action == TrialScheduler.STOP
+        return action
 
     def on_trial_complete(self, tune_controller, trial, result):
-        if self._exempt(trial):
-            self._trial_info.pop(trial.trial_id, None)
-            return
-        super().on_trial_complete(tune_controller, trial, result)
+        if not self._exempt(trial):
+            self._task(trial).on_trial_complete(tune_controller, trial, result)
 
-    def on_trial_add(self, tune_controller, trial):
-        key = tuple(trial.config.get(name) for name in self._group_by)
-        if key not in self._groups:
-            self._groups[key] = copy.deepcopy(self._template)
-        self._brackets = self._groups[key]  # the parent assigns the trial to one of these
-        super().on_trial_add(tune_controller, trial)
+    def on_trial_remove(self, tune_controller, trial):
+        if not self._exempt(trial):
+            self._task(trial).on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return (f"Using AsyncHyperBand per task ({len(self._tasks)} tasks): "
+                f"num_stopped={self._num_stopped}")
 
 
 class PerTaskHalving(FIFOScheduler):
@@ -121,6 +150,7 @@ class PerTaskHalving(FIFOScheduler):
         # they race from there like their peers (on_trial_add, _judge_late).
         self._errored: dict[str, int] = {}
         self._ended_unseen: list = []  # restored as ended but racing in the saved rungs
+        self._held: set[str] = set()  # restored trials paused in on_trial_add, rung undecided
         self._num_stopped = 0
 
     # The rungs, saved and restored by HalvingState with the experiment's state.
@@ -166,7 +196,10 @@ class PerTaskHalving(FIFOScheduler):
         if rung > 0 and rung not in self._expected[self._key(trial)]:
             # Restored while it waited at its last rung: Tune requeues every unfinished trial as
             # PENDING, which would run it on past an undecided rung; it waits PAUSED, as it did.
+            # Tune (2.60) files a trial by the status it has after this hook, and starts a
+            # PAUSED one only when choose_trial_to_run returns it; on_trial_result checks that.
             trial.set_status(Trial.PAUSED)
+            self._held.add(trial_id)
 
     def _rejoin(self, trial) -> None:
         """An errored trial run again (--resume, from its last checkpoint, before the rung it was
@@ -180,6 +213,10 @@ class PerTaskHalving(FIFOScheduler):
             self._expected[key][rung] += 1
 
     def on_trial_result(self, tune_controller, trial, result):
+        if trial.trial_id in self._held:
+            raise internals.RayInternalsError(internals.message([
+                "the order in which TuneController.add_trial reads a trial's status (a trial "
+                "PerTaskHalving.on_trial_add paused at an undecided rung was run)"]))
         self._promoted.discard(trial.trial_id)  # it reports: it runs again
         rung = self._next_rung.get(trial.trial_id)
         if (rung is None or rung >= len(self._milestones) or flag(result.get("diverged"))
@@ -219,6 +256,7 @@ class PerTaskHalving(FIFOScheduler):
         self._expected[key][rung + 1] = keep
         action = TrialScheduler.CONTINUE
         trials = {t.trial_id: t for t in tune_controller.get_trials()} if tune_controller else {}
+        self._held.difference_update(ranked)  # decided: promoted, or stopped
         for trial_id in ranked:
             if trial_id in good:
                 if current is None or trial_id != current.trial_id:

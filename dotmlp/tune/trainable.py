@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+import tempfile
 
+import pytorch_lightning as pl
 import ray
 from ray import tune
-from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
 from dotmlp.config import SweepSettings, TrialConfig
 from dotmlp.tune.scheduler import rung_milestones
@@ -23,27 +23,32 @@ CHECKPOINT_FILE = "trial.ckpt"
 CHECKPOINT_EVERY = 4
 
 
-class ReportToTune(TuneReportCheckpointCallback):
-    """Ray's Lightning callback (report + checkpoint at each validation end), reporting the
-    module's own metrics with the divergence sentinel in place of a NaN, and a checkpoint with
-    every CHECKPOINT_EVERY-th report only, and at the steps in pause_at: the rungs where
-    synchronous halving pauses a trial, to resume it from there."""
+class ReportToTune(pl.Callback):
+    """Report every evaluation to Tune at its validation end, as Ray's
+    TuneReportCheckpointCallback does, through Tune's public interface only (tune.report,
+    tune.Checkpoint; overriding that callback's private hooks would break silently if Ray
+    renamed them: dotmlp.tune.internals): the module's own metrics, with the divergence
+    sentinel in place of a NaN, and a checkpoint with every CHECKPOINT_EVERY-th report only, and
+    at the steps in pause_at: the rungs where synchronous halving pauses a trial, to resume it
+    from there."""
 
-    def __init__(self, *args, pause_at=(), **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, filename: str = CHECKPOINT_FILE, pause_at=()):
+        self._filename = filename
         self._pause_at = frozenset(pause_at)
 
-    @contextmanager
-    def _get_checkpoint(self, trainer):
-        module = trainer.lightning_module
-        if not (checkpoint_due(module) or module.global_step in self._pause_at):
-            yield None
+    def on_validation_end(self, trainer, pl_module) -> None:
+        report = self.report(trainer, pl_module)
+        if report is None:
             return
-        with super()._get_checkpoint(trainer) as checkpoint:
-            yield checkpoint
+        if not (checkpoint_due(pl_module) or pl_module.global_step in self._pause_at):
+            tune.report(report)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            trainer.save_checkpoint(os.path.join(folder, self._filename))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    def _get_report_dict(self, trainer, pl_module):
-        pl_module = trainer.lightning_module  # Ray's hook wrapper passes None here
+    def report(self, trainer, pl_module) -> dict | None:
+        """What this evaluation reports; None where nothing was scored."""
         if trainer.sanity_checking or pl_module.last_metrics.get("steps") != trainer.global_step:
             return None  # nothing scored at this step (between two rungs of the ladder)
         # The node id, not the IP: nodes of a test cluster on one machine share an address.

@@ -9,6 +9,7 @@ from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tun
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from dotmlp.config import SweepSettings
+from dotmlp.tune import internals
 from dotmlp.tune.mlflow_runs import MLflowTrialRuns
 from dotmlp.tune.scheduler import HalvingState, PerTaskHalving, make_scheduler
 from dotmlp.tune.space import search_space, stratified_points
@@ -37,6 +38,7 @@ def make_tuner(
     max_failures: int = 2,
     verbose: int = 1,
 ) -> Tuner:
+    internals.check()  # the private parts of Tune the sweep relies on, before anything starts
     runs = MLflowTrialRuns(mlflow_uri, name, sweep_id, settings.trial_settings(), settings.max_t,
                            settings.asha, settings.time_attr)
     users = ["users"] if settings.data == "pool" else []
@@ -86,15 +88,16 @@ def restore_tuner(
     and its MLflow runs written to mlflow_uri: the store where this sweep now lives."""
     # ASHA's rung records are not restored (ray-project/ray#30838): resumed trials are judged
     # only against results reported after the restart. Synchronous halving's are (HalvingState).
+    internals.check()
     restored = Tuner.restore(
         experiment_path(storage, name),
         trainable=make_trainable(settings, trial_resources),
         resume_unfinished=True,
         resume_errored=True,
     )
-    # Callbacks come back from the experiment's pickle; Tuner.restore takes no new ones. The
-    # private handle is the only way in: the resume tests of tests/test_record.py fail if Ray moves it.
-    callbacks = restored._local_tuner.get_run_config().callbacks
+    # Callbacks come back from the experiment's pickle; Tuner.restore takes no new ones. A
+    # private handle is the only way in: checked, with one clear error (internals).
+    callbacks = internals.run_config_callbacks(restored)
     for callback in callbacks:
         if isinstance(callback, MLflowTrialRuns):
             callback.uri = mlflow_uri
@@ -116,6 +119,7 @@ def make_frontier_tuner(searcher, shared: SweepSettings, name: str, experiment: 
     `experiment` whatever Tune experiment `name` this invocation is."""
     from dotmlp.tune.scheduler import FullBudget
 
+    internals.check()
     runs = MLflowTrialRuns(mlflow_uri, experiment, sweep_id, shared.trial_settings(), shared.max_t,
                            asha=False)
     reporter = tune.CLIReporter(
