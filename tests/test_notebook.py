@@ -83,7 +83,7 @@ def test_differences_finds_a_changed_table_an_added_output_and_a_resized_figure(
     table = next(o for o in outputs(changed) if "text/html" in o.get("data", {}))
     table["data"]["text/html"] = table["data"]["text/html"].replace("<td>", "<td>9", 1)
     found = nb.differences(nb.comparable(committed), nb.comparable(changed))
-    assert found == ["code cell 1: text/html differs"]
+    assert found == ["code cell 2: text/html differs"]  # the answer's table, after its figure
     added = nbformat.from_dict(json.loads(json.dumps(committed)))
     last_code(added).outputs.append(nbformat.v4.new_output("stream", name="stdout", text="more\n"))
     assert nb.differences(nb.comparable(committed), nb.comparable(added))
@@ -131,10 +131,11 @@ def test_notebook_reads_the_sweep_the_environment_names(tmp_path, committed):
     assert f"{len(table)} trials in {mine.resolve()}" in printed
     shown = "".join(o["data"].get("text/plain", "") for o in outputs(executed) if "data" in o)
     assert "diverged" in shown and "errored" in shown  # the status tables count them
-    # The sweep's five figures (two heatmaps, learning rates, learning curves, frontier); the
-    # study's fit and deep-against-shallow figures and the pool sweep's need those sweeps beside
-    # it, and there are none here.
-    assert len(images(executed)) == 5 == len(images(committed)) - 3
+    # The project's answer (results/answer.png, whichever sweep it reads) and the sweep's five
+    # figures (two heatmaps, learning rates, learning curves, frontier); the grid study's fit and
+    # deep-against-shallow figures and the pool sweep's need those sweeps beside it, and there are
+    # none here.
+    assert len(images(executed)) == 6 == len(images(committed)) - 3
     assert "no study beside mine" in printed
     assert nb.differences(nb.comparable(committed), nb.comparable(executed))  # not the committed outputs
 

@@ -34,19 +34,21 @@ def hand_built_params(dimension, threshold: float):
 
 
 def fit_figure(points: pd.DataFrame, fit: pd.DataFrame, predictions: pd.DataFrame | None = None,
-               multiply: bool = False, thresholds: Sequence[float] = THRESHOLDS):
+               multiply: bool = False, thresholds: Sequence[float] = THRESHOLDS,
+               per_dimension: bool = True):
     """Top row: the parameters the law needs at each threshold against d (with intervals, beside
     the hand-built net's) and the exponents α, β, δ with their intervals. Then, per dimension, two
     panels: NMSE against samples (one line of the law per network size, coloured by size) and
     against parameters (the three largest budgets, coloured by budget, and S → ∞ dashed), with the
-    thresholds dotted and, flag off, the hand-built net's size for each as a dash-dot vertical."""
+    thresholds dotted and, flag off, the hand-built net's size for each as a dash-dot vertical.
+    per_dimension=False: the top row alone (the notebook's, which must stay small)."""
     from matplotlib import colormaps, rc_context
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     points = points[points["multiply"] == multiply]
     fit = fit[fit["multiply"] == multiply]
-    dimensions = sorted(set(points["dimension"]) | set(fit["dimension"]))
+    dimensions = sorted(set(points["dimension"]) | set(fit["dimension"])) if per_dimension else []
     rows = 1 + -(-len(dimensions) // (COLUMNS // 2))
     threshold_colors = dict(zip(thresholds, ("tab:red", "tab:purple", "tab:brown"), strict=False))
     style = {"font.size": FONT, "axes.titlesize": FONT, "axes.labelsize": FONT, "xtick.labelsize": FONT,
@@ -63,16 +65,19 @@ def fit_figure(points: pd.DataFrame, fit: pd.DataFrame, predictions: pd.DataFram
             _dimension_panels(fig.add_subplot(grid[row, column]), fig.add_subplot(grid[row, column + 1]),
                               points[points["dimension"] == dimension], fit[fit["dimension"] == dimension],
                               dimension, multiply, threshold_colors, first=column == 0)
-        key = [Line2D([], [], ls="", marker=DEPTH_MARKERS[d], color="grey", label=f"{d} hidden layer"
-                      + ("s" if d > 1 else "")) for d in (1, 2, 4)]
-        key += [Line2D([], [], color=colormaps["viridis"](0.1), label="vs samples: small net (dark)"),
-                Line2D([], [], color=colormaps["viridis"](0.95), label="… to large net (yellow)"),
-                Line2D([], [], color=colormaps["plasma"](0.0), label="vs params: budget S, small"),
-                Line2D([], [], color=colormaps["plasma"](0.8), label="… to large S"),
-                Line2D([], [], color="black", ls="--", label="the law at S → ∞"),
-                Line2D([], [], color="grey", ls="--", lw=0.8, label=f"NMSE {MAX_NMSE:g}: fitted below")]
+        key = []
+        if dimensions:  # what the per-dimension panels draw
+            key += [Line2D([], [], ls="", marker=DEPTH_MARKERS[d], color="grey",
+                           label=f"{d} hidden layer" + ("s" if d > 1 else "")) for d in (1, 2, 4)]
+            key += [Line2D([], [], color=colormaps["viridis"](0.1), label="vs samples: small net (dark)"),
+                    Line2D([], [], color=colormaps["viridis"](0.95), label="… to large net (yellow)"),
+                    Line2D([], [], color=colormaps["plasma"](0.0), label="vs params: budget S, small"),
+                    Line2D([], [], color=colormaps["plasma"](0.8), label="… to large S"),
+                    Line2D([], [], color="black", ls="--", label="the law at S → ∞"),
+                    Line2D([], [], color="grey", ls="--", lw=0.8, label=f"NMSE {MAX_NMSE:g}: fitted below")]
         for threshold, color in threshold_colors.items():
-            key.append(Line2D([], [], color=color, ls=":", label=f"ε = {threshold:g}"))
+            if dimensions:
+                key.append(Line2D([], [], color=color, ls=":", label=f"ε = {threshold:g}"))
             key.append(Line2D([], [], color=color, marker="o", label=f"fit's need, ε = {threshold:g}"))
             if not multiply:
                 key.append(Line2D([], [], color=color, ls="-.", label=f"hand-built net, ε = {threshold:g}"))
