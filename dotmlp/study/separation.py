@@ -31,9 +31,12 @@ OUT = Path("results/separation.csv")
 K = 4  # ReLUs per square: 8d hidden units, NMSE 5.7e-3 hand-built
 BASELINE_LRS = (1e-3, 3.16e-3, 1e-2)
 CONSTRUCTION_LRS = (1e-4, 1e-3, 1e-2)
-NOISES = (0.03, 0.1, 0.3, 1.0)
+# In units of the default init's std (1/√(3·fan_in): 0.1 for the first layer at d = 16), where the
+# construction's first-layer weights are ±1/√2: noise 10 is about as large as the weights themselves.
+NOISES = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 NOISE_LR = 1e-3
 POOL_PAIRS = 2**19
+KEY = ["experiment", "dimension", "lr", "init_noise", "samples"]
 
 
 def experiments(dimension: int, steps: int) -> list[tuple[str, TrialConfig]]:
@@ -49,12 +52,19 @@ def experiments(dimension: int, steps: int) -> list[tuple[str, TrialConfig]]:
     return runs
 
 
-def run_all(dimensions, samples: int) -> pd.DataFrame:
+def run_all(dimensions, samples: int, out: Path) -> pd.DataFrame:
+    """Every experiment's runs, each written to `out` as it finishes; a run already there (same
+    experiment, d, rate, noise, samples) is not trained again."""
     from dotmlp.train import train
 
-    rows = []
+    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=KEY)
+    rows = done.to_dict("records")
+    have = {tuple(row[k] for k in KEY) for row in rows}
     for dimension in dimensions:
         for experiment, config in experiments(dimension, samples // 1024):
+            key = (experiment, dimension, config.lr, config.init_noise, config.steps * config.batch_size)
+            if key in have:
+                continue
             result = train(config, accelerator="cpu")
             rows.append({"experiment": experiment, "dimension": dimension, "width": config.width,
                          "params": result["params"], "lr": config.lr, "init_noise": config.init_noise,
@@ -64,6 +74,7 @@ def run_all(dimensions, samples: int) -> pd.DataFrame:
                          "nmse_max": result["val_nmse_max"],
                          "construction_nmse": construction.held_out_nmse(dimension, K),
                          "seconds": round(result["seconds"], 1)})
+            write_atomically(out, pd.DataFrame(rows).to_csv(index=False))
             print(f"d={dimension} {experiment} lr={config.lr:g} noise={config.init_noise:g} "
                   f"data={config.data}: {result['val_nmse']:.3g}", flush=True)
     return pd.DataFrame(rows)
@@ -80,9 +91,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     torch.set_num_threads(args.threads)
     quiet_lightning()
-    table = run_all(int_list("dimensions", args.dimensions), args.samples)
-    write_atomically(Path(args.out), table.to_csv(index=False))
-    return table
+    return run_all(int_list("dimensions", args.dimensions), args.samples, Path(args.out))
 
 
 if __name__ == "__main__":
