@@ -54,7 +54,7 @@ SWEEP_STAMP := sweep-$(shell date +%Y%m%d-%H%M%S)
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install sweep notebook results-notebook test test-fast lint
+.PHONY: install sweep notebook results-notebook answer test test-fast lint
 
 $(VENV)/.installed: pyproject.toml
 	@echo "PyTorch: $(TORCH), $(TORCH_BUILD) build ($(TORCH_WHY)); $(torch_source)"
@@ -76,6 +76,13 @@ notebook: install
 # Re-executes every cell of results/heatmaps.ipynb on the committed results/sweep and saves the
 # outputs in it: run it after results/ or the notebook change (a test fails until then).
 results-notebook: install
+	$(VENV)/bin/python -m dotmlp.notebook execute
+
+# The answer from the frontier search's ledger: results/answer.csv, answer.png, the READMEs' tables,
+# then the notebook that shows them (tests/test_readme.py and test_notebook.py check they agree).
+answer: install
+	$(VENV)/bin/python -m dotmlp.study.frontier
+	$(VENV)/bin/python -m dotmlp.study.readme
 	$(VENV)/bin/python -m dotmlp.notebook execute
 
 # --durations: CI's log then names the slowest tests, the ones to look at when the suite grows.
