@@ -187,9 +187,14 @@ def _env(**values: str):
                 os.environ[key] = value
 
 
-def connect(address: str | None) -> None:
+def connect(address: str | None) -> bool:
+    """Connect to Ray: the cluster at address, else a new local runtime; or, with no address, the
+    runtime this process already started (a notebook's, a test session's), which is then its
+    caller's to stop. Returns whether this call started one (and so must stop it)."""
     import ray
 
+    if not address and ray.is_initialized():
+        return False
     # ray.init retries a cluster's GCS 20 times, a second apart; the probe has seen it answer,
     # so a few tries tell a refusal (a wrong token) from a slow start.
     retries = {} if not address or "RAY_gcs_server_port_wait_time_s" in os.environ else {
@@ -211,6 +216,7 @@ def connect(address: str | None) -> None:
             raise UsageError(f"address {address!r} cannot be reached: {_failure_reason(error)}") from None
     # Started: Ray's and Tune's warnings during the sweep are the user's to see.
     logging.getLogger("ray").setLevel(logging.WARNING)
+    return True
 
 
 def resume_settings(record: dict, given: SweepSettings, given_fields: set[str]) -> SweepSettings:
@@ -266,6 +272,8 @@ def run(
     timeline of tasks and actor calls there (as ray.timeline does).
 
     storage, mlflow_uri: None for the results dir's own (and, on resume, for the record's).
+    address: None for a new local runtime, or the one this process has started already (which is
+    left running; its timeline then holds whatever else it ran).
     given_fields: the settings the user gave explicitly (resume checks them against the record).
     """
     started_at = time.perf_counter()
@@ -316,7 +324,7 @@ def run(
         # Ray records the timeline only when told before it starts (a local runtime's workers
         # inherit the variable; a cluster's nodes need it set where they start).
         os.environ.setdefault("RAY_PROFILING", "1")
-    connect(address)
+    own_ray = connect(address)
     ray_start_seconds = time.perf_counter() - started_at
     try:
         cluster = ray.cluster_resources()
@@ -377,7 +385,8 @@ def run(
         if timeline:
             ray.timeline(str(timeline))
     finally:
-        ray.shutdown()
+        if own_ray:
+            ray.shutdown()
     table = analysis.build(results_dir, name, figures=figures, mlflow_uri=mlflow_uri)
     summary = analysis.summarize(table, record)
     summary.update(fit_seconds=fit_seconds, ray_start_seconds=ray_start_seconds,
@@ -459,7 +468,7 @@ def run_frontier(
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    connect(address)
+    own_ray = connect(address)
     try:
         trial_resources = tuner.resources(shared, ray.cluster_resources().get("GPU", 0))
         try:
@@ -478,7 +487,8 @@ def run_frontier(
         print(f"Frontier search: {len(settings.tasks())} tasks, {known} runs already in {ledger}.")
         search.fit()
     finally:
-        ray.shutdown()
+        if own_ray:
+            ray.shutdown()
     ledger_now = frontier.load_ledger(ledger)
     decided = [o for o in frontier.outcomes(settings, ledger_now) if not isinstance(o, frontier.Task)]
     summary = {"tasks": len(settings.tasks()), "decided": len(decided),

@@ -13,6 +13,57 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+class SharedRay:
+    """One local Ray runtime in pytest's own process, for the tests that run the library here
+    (dotmlp.sweep.run, sweep/run.py's main()): started by the first of them and kept for the next,
+    instead of a runtime per sweep (each start several seconds on this 2-core machine, far more
+    when it is loaded). The library leaves a runtime it did not start running (sweep.connect);
+    the CLI in a subprocess still starts its own, as a user's does. Stopped at the start of any
+    module whose tests do not ask for it (a test that starts its own runtime in this process, with
+    ray.init, never meets it) and at the session's end: tests stop what they start."""
+
+    users: set[str] = set()  # the test modules that ask for it (their paths)
+    up = False
+
+    @classmethod
+    def start(cls) -> None:
+        if not cls.up:
+            from dotmlp import sweep
+
+            assert sweep.connect(None), "a Ray runtime was already running in pytest's process"
+            cls.up = True
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.up:
+            import ray
+
+            ray.shutdown()
+            cls.up = False
+
+
+def pytest_collection_modifyitems(items):
+    SharedRay.users = {str(item.path) for item in items if "ray_runtime" in item.fixturenames}
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """The shared local Ray runtime (SharedRay), running."""
+    SharedRay.start()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_ray_only_where_asked(request):
+    if str(request.path) not in SharedRay.users:
+        SharedRay.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ray_stopped_at_the_end():
+    yield
+    SharedRay.stop()
+
+
 @pytest.fixture(scope="session")
 def run_cli():
     """Run one of the project's real entry points in a subprocess, as a user would."""

@@ -1,13 +1,12 @@
 """A sweep's record tells the truth: resume keeps its settings, statuses mean what they say, an old
 sweep's runs stay out, and a results dir can be moved. Real sweeps on a local Ray runtime with a
-real SQLite store, at tiny budgets."""
+real SQLite store, at tiny budgets: the CLI's main() in this process on the tests' shared runtime
+(conftest.SharedRay), and the CLI in its own process where a signal must reach its driver."""
 
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -16,7 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dotmlp import analysis, tracking
-from tests.conftest import ROOT, finished_runs, start, store_count, wait_for
+from sweep.run import main
+from tests.conftest import finished_runs, start, store_count, wait_for
 from tests.test_sweep import few_second_trials, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -28,21 +28,27 @@ SMALL = ["--num-samples", "8", "--max-steps", "64", "--reports", "3", "--dimensi
          "--seeds", "2", "--no-asha"]
 
 
-def sweep(run_cli, results, name, *extra, check=True):
-    proc = run_cli("sweep/run.py", *SMALL, *extra, "--results-dir", str(results), "--name", name)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+def sweep(results, name, *extra) -> dict:
+    """The SMALL sweep, run to its end by the CLI's main() (a failure raises SystemExit)."""
+    return main([*SMALL, *extra, "--results-dir", str(results), "--name", name])
+
+
+def refused(capsys, *argv: str) -> str:
+    """The CLI's main(argv) ends in a usage error: exit 2 and one line on stderr, returned."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ended:
+        main(list(argv))
+    assert ended.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    return line
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, ray_runtime):
     """One finished small sweep, shared by the tests that only read it or refuse to change it."""
 
     results = tmp_path_factory.mktemp("record")
-    proc = subprocess.run([sys.executable, "sweep/run.py", *SMALL, "--results-dir", str(results),
-                           "--name", "done"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep(results, "done")
     return results
 
 
@@ -50,12 +56,10 @@ def read(results, name):
     return pd.read_csv(results / name / analysis.TABLE_FILE)
 
 
-def test_resume_refuses_settings_that_differ_from_the_record(finished, run_cli):
+def test_resume_refuses_settings_that_differ_from_the_record(finished, capsys):
     record_before = (finished / "done" / "sweep.json").read_text()
-    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(finished), "--name", "done",
+    line = refused(capsys, "--resume", "--results-dir", str(finished), "--name", "done",
                    "--max-steps", "2048", "--reports", "6")
-    assert proc.returncode == 2
-    [line] = proc.stderr.strip().splitlines()
     assert "max_steps 2048 (sweep: 64)" in line and "reports 6 (sweep: 3)" in line
     assert (finished / "done" / "sweep.json").read_text() == record_before  # nothing written
 
@@ -77,7 +81,7 @@ def test_an_mlflow_run_without_its_tune_trial_is_not_called_diverged(finished, t
 
 
 def test_a_moved_sweep_is_read_from_where_it_is_now_and_its_resume_runs_nothing(
-        finished, tmp_path, run_cli):
+        finished, tmp_path, run_cli, capsys):
     record = json.loads((finished / "done" / "sweep.json").read_text())
     assert str(finished) not in json.dumps(record)  # no absolute path in the record
     moved = tmp_path / "moved"
@@ -90,10 +94,10 @@ def test_a_moved_sweep_is_read_from_where_it_is_now_and_its_resume_runs_nothing(
                                   before.drop(columns=["node_id"]))
     # The README's resume line: a setting repeated at the sweep's own value is fine. The sweep
     # has finished: nothing runs, its statuses and its record stay, the original's store too.
-    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(moved), "--name", "done",
-                   "--num-samples", "8")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Nothing left to run" in proc.stdout and "Resuming" not in proc.stdout
+    capsys.readouterr()
+    main(["--resume", "--results-dir", str(moved), "--name", "done", "--num-samples", "8"])
+    out = capsys.readouterr().out
+    assert "Nothing left to run" in out and "Resuming" not in out
     after = read(moved, "done")
     assert (after["status"] == "completed").all()
     pd.testing.assert_series_equal(after["status"], before["status"])
@@ -124,21 +128,25 @@ def mlflow_run_count(results, experiment):
     return len(mlflow.search_runs(experiment_names=[experiment]))
 
 
-def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(finished, run_cli, tmp_path):
+def test_a_sweep_name_used_again_never_adopts_the_old_sweeps_runs(finished, tmp_path, capsys):
     shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
     shutil.rmtree(tmp_path / "done")  # the Tune experiment gone, its MLflow runs still there
-    proc = sweep(run_cli, tmp_path, "done")
-    assert "missing a side" not in proc.stdout
+    capsys.readouterr()
+    sweep(tmp_path, "done")
+    assert "missing a side" not in capsys.readouterr().out
     table = read(tmp_path, "done")
     assert len(table) == 8 and (table["missing"].fillna("") == "").all()
     assert (table["status"] == "completed").all()
     assert mlflow_run_count(tmp_path, "done") == 16  # both sweeps' runs kept, never mixed
 
 
-def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill(run_cli, tmp_path):
-    # One sweep interrupted both ways, trained once: Ctrl-C, then its resume SIGKILLed with all it
-    # started (no clean-up at all), then resumed again, from a copy, to the end.
-    args = few_second_trials(tmp_path, "stop")
+def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill_or_a_dead_worker(
+        tmp_path, ray_runtime, capsys):
+    # One sweep disturbed every way, trained once: Ctrl-C; its resume SIGKILLed with all it started
+    # (no clean-up at all); resumed again from a copy, where a trial's worker dies (no retries: an
+    # error); resumed once more, to the end. Its drivers are the CLI in its own process (a signal
+    # reaches it there); the last resume is main() here.
+    args = [*few_second_trials(tmp_path, "stop"), "--max-failures", "0"]
     code, err = disturbed(args, tmp_path.parent / f"{tmp_path.name}-driver",
                            ready=lambda driver: finished_runs(tmp_path, "stop") >= 1,
                            disturb=lambda driver: driver.send_signal(signal.SIGINT))  # Ctrl-C
@@ -161,13 +169,29 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill
         resumed.wait()
     assert finished_runs(tmp_path, "stop") < 6, "the resumed sweep ended before it could be killed"
 
-    # Resumed from a copy: the copy's own store gets the rest, the original's is left alone.
+    # Resumed from a copy: the copy's own store gets the rest, the original's is left alone. A
+    # training worker killed there, as the kernel's OOM killer would: its trial errors (the sweep
+    # was started with no retries; --max-failures only words the message of a resume).
     copy = tmp_path.parent / f"{tmp_path.name}-copy"
     shutil.copytree(tmp_path, copy)
     original = metric_points(tmp_path, "stop")
-    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(copy), "--name", "stop")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Resuming stop:" in proc.stdout
+    def training(driver):
+        return [pid for pid, command in descendants(driver.pid).items()
+                if command.startswith("ray::ImplicitFunc.train")]
+
+    log = tmp_path.parent / f"{tmp_path.name}-copy-driver"
+    code, err = disturbed(["sweep/run.py", "--resume", "--max-failures", "0", "--results-dir", str(copy),
+                           "--name", "stop"], log, ready=training,
+                          disturb=lambda driver: os.kill(training(driver)[0], signal.SIGKILL), interval=0.2)
+    assert code == 1, err[-3000:]
+    assert "Resuming stop:" in log.with_suffix(".out").read_text()
+    last = err.splitlines()[-1]
+    assert last.startswith(f"{PROG}: error: 1 of 6 trials errored, 0 retries each: ") and "--resume" in last
+    assert (read(copy, "stop")["status"] == "errored").sum() == 1
+
+    capsys.readouterr()
+    main(["--resume", "--results-dir", str(copy), "--name", "stop"])
+    assert "Resuming stop: 1 trials left to run" in capsys.readouterr().out
     table = read(copy, "stop")
     assert len(table) == 6 and table["trial_id"].is_unique
     assert (table["status"] == "completed").all() and (table["steps"] == 768).all()
@@ -179,12 +203,12 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill
     assert metric_points(copy, "stop") > original
 
 
-def disturbed(args, log, ready, disturb) -> tuple[int, str]:
+def disturbed(args, log, ready, disturb, interval: float = 1.0) -> tuple[int, str]:
     """Start a sweep in the background, wait (minutes, on a loaded machine) until ready(driver),
     disturb(driver), and return its exit code and its stderr."""
     driver = start(args, log)
     try:
-        assert wait_for(lambda: ready(driver), timeout=480), "the sweep never got ready"
+        assert wait_for(lambda: ready(driver), timeout=480, interval=interval), "the sweep never got ready"
         disturb(driver)
         driver.wait(timeout=600)
     finally:
@@ -214,26 +238,6 @@ def descendants(pid: int) -> dict[int, str]:
     return found
 
 
-def test_a_trial_whose_worker_dies_is_an_error_that_resume_runs_again(run_cli, tmp_path):
-    args = [*few_second_trials(tmp_path, "dies"), "--max-failures", "0"]
-    def training(driver):
-        return [pid for pid, command in descendants(driver.pid).items()
-                if command.startswith("ray::ImplicitFunc.train")]
-
-    code, err = disturbed(args, tmp_path.parent / f"{tmp_path.name}-driver",
-                           ready=lambda driver: finished_runs(tmp_path, "dies") >= 1 and training(driver),
-                           disturb=lambda driver: os.kill(training(driver)[0], signal.SIGKILL))
-    assert code == 1, err[-3000:]  # the worker killed as the kernel's OOM killer would
-    last = err.splitlines()[-1]
-    assert last.startswith(f"{PROG}: error: 1 of 6 trials errored, 0 retries each: ") and "--resume" in last
-    assert (read(tmp_path, "dies")["status"] == "errored").sum() == 1
-
-    proc = run_cli("sweep/run.py", "--resume", "--results-dir", str(tmp_path), "--name", "dies")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Resuming dies: 1 trials left to run" in proc.stdout
-    assert (read(tmp_path, "dies")["status"] == "completed").all()
-
-
 def metric_points(results, experiment):
     """How many val_nmse points a sweep's store holds, over all its runs."""
     client = MlflowClient(tracking_uri=tracking.default_uri(results))
@@ -241,21 +245,18 @@ def metric_points(results, experiment):
     return sum(len(client.get_metric_history(r.info.run_id, "val_nmse")) for r in runs)
 
 
-def test_a_deleted_mlflow_experiment_is_one_line_and_nothing_is_written(run_cli, tmp_path):
+def test_a_deleted_mlflow_experiment_is_one_line_and_nothing_is_written(tmp_path, capsys):
     client = MlflowClient(tracking_uri=tracking.default_uri(tmp_path))
     client.delete_experiment(client.create_experiment("gone"))
-    proc = sweep(run_cli, tmp_path, "gone", check=False)
-    assert proc.returncode == 2
-    [line] = proc.stderr.strip().splitlines()
+    line = refused(capsys, *SMALL, "--results-dir", str(tmp_path), "--name", "gone")
     assert "'gone' was deleted" in line and "mlflow experiments restore" in line
     assert not (tmp_path / "gone").exists()
 
 
-def test_more_cpus_per_trial_than_the_machine_has_is_a_usage_error(run_cli, tmp_path):
-    proc = sweep(run_cli, tmp_path, "big", "--cpus-per-trial", str((os.cpu_count() or 1) * 64),
-                 check=False)
-    assert proc.returncode == 2
-    [line] = proc.stderr.strip().splitlines()
+def test_more_cpus_per_trial_than_the_machine_has_is_a_usage_error(ray_runtime, tmp_path, capsys):
+    # The shared runtime is a local one, as the CLI's own: it sees this machine's CPUs.
+    line = refused(capsys, *SMALL, "--cpus-per-trial", str((os.cpu_count() or 1) * 64),
+                   "--results-dir", str(tmp_path), "--name", "big")
     assert "CPUs visible to Ray: trials would wait forever" in line
     assert not (tmp_path / "big").exists()
 
@@ -270,18 +271,17 @@ def rung_reports(results_dir: Path, name: str, step: int) -> int:
 
 
 def test_synchronous_halving_keeps_each_rung_s_best_and_resumes_mid_rung_to_the_same_end(
-        run_cli, tmp_path):
+        ray_runtime, tmp_path, capsys):
     # One task: 8 MLPs (two widths × four learning rates) and 4 linear models. Rungs at 256 and
     # 1,024 of 2,048 steps, factor 4: 2 of the 8 go on from 256 steps, 1 of those 2 from 1,024.
     def args(results):
-        return ["sweep/run.py", "--num-samples", "12", "--max-steps", "2048", "--reports", "4",
+        return ["--num-samples", "12", "--max-steps", "2048", "--reports", "4",
                 "--dimensions", "4", "--depths", "0,2", "--widths", "128,256", "--multiply", "off",
                 "--lrs-per-cell", "4", "--seeds", "1", "--halving", "synchronous", "--no-figures",
                 "--results-dir", str(results), "--name", "sha"]
 
     whole = tmp_path / "whole"
-    proc = run_cli(*args(whole))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    main(args(whole))
     table = read(whole, "sha").set_index("trial_id")
     curves = pd.read_csv(whole / "sha" / analysis.CURVES_FILE)
     assert (table.loc[table["depth"] == 0, "status"] == "completed").all()  # exempt
@@ -310,15 +310,14 @@ def test_synchronous_halving_keeps_each_rung_s_best_and_resumes_mid_rung_to_the_
     # trial from its checkpoint with its data streams, so it prunes the same trials and ends on the
     # same numbers, to the last bit, as the sweep that was never stopped.
     stopped = tmp_path / "stopped"
-    code, err = disturbed(args(stopped), tmp_path / "driver",
+    code, err = disturbed(["sweep/run.py", *args(stopped)], tmp_path / "driver",
                           ready=lambda driver: rung_reports(stopped, "sha", 256) >= 2,
                           disturb=lambda driver: driver.send_signal(signal.SIGINT))
     assert code == 130, err[-3000:]
     assert rung_reports(stopped, "sha", 256) < 8, "the first rung filled before the interruption"
-    proc = run_cli("sweep/run.py", "--resume", "--no-figures", "--results-dir", str(stopped),
-                   "--name", "sha")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "its rungs as they were left" in proc.stdout
+    capsys.readouterr()
+    main(["--resume", "--no-figures", "--results-dir", str(stopped), "--name", "sha"])
+    assert "its rungs as they were left" in capsys.readouterr().out
     key = ["dimension", "depth", "width", "lr"]
     columns = ["status", "steps", "val_nmse"]
     expected, got = (read(r, "sha").set_index(key).sort_index()[columns] for r in (whole, stopped))

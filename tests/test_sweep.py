@@ -48,14 +48,20 @@ def test_issue_command_runs_end_to_end(run_cli, tmp_path):
     assert experiment.artifact_location == (tmp_path / "mlartifacts").resolve().as_uri()
 
 
-def test_diverging_trials_are_recorded_and_the_others_complete(run_cli, tmp_path):
+def test_diverging_trials_are_recorded_and_the_others_complete(ray_runtime, tmp_path):
     # Eight learning rates log-spaced from 1e-3 to 1e5 (1e-3, 1.4e-2, …, 7.2e3, 1e5): Adam with
     # lr >= 1e3 on a depth-4 ReLU net overflows to NaN within a few steps, lr <= 1e-2 trains normally.
-    proc = run_cli("sweep/run.py", "--num-samples", "8", "--max-steps", "128", "--reports", "5",
-                   "--dimensions", "4", "--depths", "4", "--widths", "64", "--multiply", "off",
-                   "--lr-range", "1e-3,1e5", "--lrs-per-cell", "8",
-                   "--results-dir", str(tmp_path), "--name", "div")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The CLI's main() in this process, on the tests' shared Ray runtime (the command above is
+    # the CLI in its own process, with its own runtime): a sweep leaves a runtime it did not start.
+    import ray
+
+    from sweep.run import main
+
+    node = ray.get_runtime_context().get_node_id()
+    main(["--num-samples", "8", "--max-steps", "128", "--reports", "5", "--dimensions", "4",
+          "--depths", "4", "--widths", "64", "--multiply", "off", "--lr-range", "1e-3,1e5",
+          "--lrs-per-cell", "8", "--results-dir", str(tmp_path), "--name", "div"])
+    assert ray.is_initialized() and ray.get_runtime_context().get_node_id() == node
     table = pd.read_csv(tmp_path / "div" / "trials.csv")
     high, low = table[table["lr"] >= 1e3], table[table["lr"] <= 1e-2]
     assert len(high) and len(low), "the seed must draw both kinds of learning rate"
