@@ -287,17 +287,20 @@ def run(
     # Short trials checkpoint often, so Tune snapshots its state often and warns at every one;
     # a snapshot of a few hundred small trials is cheap (measured in benchmarks/README.md).
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if resume:
+        # Before the imports below too: a sweep that is not there, or settings that differ from
+        # its record, are said in a second.
+        try:
+            record = sweep_record.load(results_dir, name)
+        except FileNotFoundError:
+            raise UsageError(f"--resume: no sweep named {name!r} to resume in {results_dir}") from None
+        settings = resume_settings(record, settings, set(given_fields))
     import ray
 
     from dotmlp import analysis, tracking
     from dotmlp.tune import scheduler, tuner
 
     if resume:
-        try:
-            record = sweep_record.load(results_dir, name)
-        except FileNotFoundError:
-            raise UsageError(f"--resume: no sweep named {name!r} to resume in {results_dir}") from None
-        settings = resume_settings(record, settings, set(given_fields))
         storage = storage or sweep_record.storage(record, results_dir)
         mlflow_uri = mlflow_uri or sweep_record.mlflow_uri(record, results_dir)
         if not tuner.can_resume(storage, name):

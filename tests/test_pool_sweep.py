@@ -160,14 +160,16 @@ def test_a_cell_row_and_the_summary_s_best_are_one_trial_s_row():
 
 
 @pytest.mark.slow
-def test_a_pool_sweep_runs_end_to_end(run_cli, tmp_path):
-    proc = run_cli("sweep/run.py", "--data", "pool", "--users", "20,40", "--epochs", "4",
-                   "--reports", "3", "--dimensions", "2", "--depths", "1", "--widths", "8,16",
-                   "--lrs-per-cell", "2", "--num-samples", "8", "--seeds", "2", "--multiply", "off",
-                   "--results-dir", str(tmp_path), "--name", "pool")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "users=    20" in proc.stdout and "users=    40" in proc.stdout
-    assert "test RMSE" in proc.stdout and "(1 epochs)" in proc.stdout  # ASHA's rung, in epochs
+def test_a_pool_sweep_runs_end_to_end(ray_runtime, tmp_path, capsys):
+    # The CLI's main() in this process, on the tests' shared Ray runtime (conftest.SharedRay).
+    from sweep.run import main
+
+    main(["--data", "pool", "--users", "20,40", "--epochs", "4", "--reports", "3", "--dimensions", "2",
+          "--depths", "1", "--widths", "8,16", "--lrs-per-cell", "2", "--num-samples", "8",
+          "--seeds", "2", "--multiply", "off", "--results-dir", str(tmp_path), "--name", "pool"])
+    stdout = capsys.readouterr().out
+    assert "users=    20" in stdout and "users=    40" in stdout
+    assert "test RMSE" in stdout and "(1 epochs)" in stdout  # ASHA's rung, in epochs
     out = tmp_path / "pool"
     table = pd.read_csv(out / "trials.csv")
     assert len(table) == 8 and set(table["users"]) == {20, 40}

@@ -1,5 +1,5 @@
-"""The study preset at a tiny size, end to end: the real CLI, Ray, Lightning and MLflow, and the
-answer table it writes (issue: the study that answers the question)."""
+"""The study preset at a tiny size, end to end: the real CLI's main(), Ray, Lightning and MLflow, and
+the answer table it writes (issue: the study that answers the question)."""
 
 import json
 
@@ -11,12 +11,13 @@ from dotmlp.study import answer, presets
 pytestmark = pytest.mark.slow
 
 
-def test_study_preset_at_a_tiny_size_writes_the_answer_table(run_cli, tmp_path):
+def test_study_preset_at_a_tiny_size_writes_the_answer_table(ray_runtime, tmp_path):
     # d = 1 and 2 only (--dimensions picks among the preset's cells), 64 steps, one lr per cell.
-    proc = run_cli("sweep/run.py", "--preset", "study-cpu", "--dimensions", "1,2",
-                   "--max-steps", "64", "--reports", "3", "--lrs-per-cell", "1", "--no-figures",
-                   "--results-dir", str(tmp_path), "--name", "tiny")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The CLI's main() in this process, on the tests' shared Ray runtime (conftest.SharedRay).
+    from sweep.run import main
+
+    main(["--preset", "study-cpu", "--dimensions", "1,2", "--max-steps", "64", "--reports", "3",
+          "--lrs-per-cell", "1", "--no-figures", "--results-dir", str(tmp_path), "--name", "tiny"])
 
     cells = [c for c in presets.study_cpu()["cells"] if c[0] in (1, 2)]
     settings = json.loads((tmp_path / "tiny" / "sweep.json").read_text())["settings"]

@@ -99,7 +99,7 @@ def test_an_address_where_a_web_server_answers(run_cli, tmp_path, web_server):
     assert not out.exists()
 
 
-def test_the_probe_tells_a_web_server_from_rays_gcs(web_server):
+def test_the_probe_tells_a_web_server_from_rays_gcs(web_server, ray_runtime):
     from dotmlp import sweep
 
     started = time.monotonic()
@@ -108,11 +108,7 @@ def test_the_probe_tells_a_web_server_from_rays_gcs(web_server):
     with pytest.raises(sweep.UsageError, match="is an HTTP URL"):
         sweep.probe(f"http://{web_server}")
     assert time.monotonic() - started < 10
-    ray.init(num_cpus=1, include_dashboard=False, address="local")
-    try:
-        sweep.probe(ray.get_runtime_context().gcs_address)  # a real GCS passes
-    finally:
-        ray.shutdown()
+    sweep.probe(ray.get_runtime_context().gcs_address)  # a real GCS passes (the tests' shared one)
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="Ray would see a GPU here")
