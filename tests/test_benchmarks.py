@@ -98,10 +98,18 @@ def test_asha_savings_rejects_a_missing_table(run_cli, tmp_path):
     assert proc.returncode == 2 and "is not a file" in proc.stderr
 
 
+def printed_json(capsys) -> dict:
+    """The JSON object a benchmark's main() printed last."""
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
-def test_sweep_efficiency_splits_the_slot_time(run_cli):
-    result = last_json(run_cli("benchmarks/sweep_efficiency.py", "--json", "--num-samples", "2",
-                               *TINY_SWEEP, timeout=600))
+def test_sweep_efficiency_splits_the_slot_time(ray_runtime, capsys):
+    # Its main() here: its sweep runs on the tests' shared Ray runtime (conftest.SharedRay).
+    from benchmarks.sweep_efficiency import main
+
+    main(["--json", "--num-samples", "2", *TINY_SWEEP])
+    result = printed_json(capsys)
     assert result["trials"] == 2 and 0 < result["efficiency"] <= result["efficiency_of_fit"] <= 1
     split = result["split_of_slot_seconds"]
     assert set(split) == {"training_steps", "in_trial_other", "outside_trials", "ray_start",
@@ -110,9 +118,12 @@ def test_sweep_efficiency_splits_the_slot_time(run_cli):
 
 
 @pytest.mark.slow
-def test_asha_savings_compares_the_same_trials(run_cli):
-    result = last_json(run_cli("benchmarks/asha_savings.py", "--json", "--num-samples", "3",
-                               *TINY_SWEEP, timeout=600))
+def test_asha_savings_compares_the_same_trials(ray_runtime, capsys):
+    # Its main() here: both its sweeps run on the tests' shared Ray runtime (conftest.SharedRay).
+    from benchmarks.asha_savings import main
+
+    main(["--json", "--num-samples", "3", *TINY_SWEEP])
+    result = printed_json(capsys)
     assert result["trials"] == 3 and 0 < result["compute_ratio_flops"] <= 1
     assert {"best_val_nmse", "best_ratio_overall", "best_ratio_per_task", "wall_seconds"} <= set(result)
 
