@@ -10,7 +10,7 @@ TARGETS = ("dot", "cosine")
 DATA_REGIMES = ("fresh", "fixed", "pool")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("fp32", "bf16")
-INITS = ("default", "construction")
+INITS = ("default", "construction", "glorot")
 ASHA_GROUPS = ("task", "cell")
 HALVINGS = ("asynchronous", "synchronous")
 # A sweep's regimes: the fixed regime's training-set size is not a sweep axis.
@@ -103,7 +103,8 @@ class TrialConfig:
     state and every evaluation stay float32)."""
     init: str = "default"
     """default: PyTorch's initialisation; construction: the hand-built net (dotmlp.construction;
-    depth 1, width 2·d·k for an even k ≥ 2), plus init_noise."""
+    depth 1, width 2·d·k for an even k ≥ 2), plus init_noise; glorot: Keras's Dense defaults
+    (Glorot-uniform weights, zero biases), Rendle et al.'s code's (model.StackedLinear)."""
     init_noise: float = 0.0
     """With init construction: Gaussian noise added to every weight and bias, in units of the
     default initialisation's standard deviation for that layer (1: as large as a fresh init)."""

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+# The model's own initialisations (config.TrialConfig.init adds "construction", which starts from
+# the default and then loads the hand-built net).
+INITS = ("default", "glorot")
+
 
 class StackedLinear(nn.Module):
     """K independent linear layers (one per replica), stacked in one weight and one bias.
@@ -24,10 +28,21 @@ class StackedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(replicas, fan_in, fan_out))
         self.bias = nn.Parameter(torch.empty(replicas, 1, fan_out))
 
-    def reset_replica(self, k: int, generator: torch.Generator | None) -> None:
-        """nn.Linear's default initialisation (uniform in ±1/sqrt(fan_in) for weight and bias)."""
-        bound = 1 / math.sqrt(self.fan_in) if self.fan_in else 0.0
+    def reset_replica(self, k: int, generator: torch.Generator | None, init: str = "default") -> None:
+        """Replica k's weight and bias drawn afresh:
+        - default: nn.Linear's initialisation (uniform in ±1/sqrt(fan_in) for weight and bias);
+        - glorot: Keras's Dense defaults, as Rendle et al.'s code (approx_dot.py) gets them:
+          glorot_uniform weights, uniform in ±sqrt(6 / (fan_in + fan_out)), and zero biases (which
+          draw nothing from the generator)."""
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         with torch.no_grad():
+            if init == "glorot":
+                bound = math.sqrt(6 / (self.fan_in + self.fan_out))
+                self.weight[k].uniform_(-bound, bound, generator=generator)
+                self.bias[k].zero_()
+                return
+            bound = 1 / math.sqrt(self.fan_in) if self.fan_in else 0.0
             self.weight[k].uniform_(-bound, bound, generator=generator)
             self.bias[k].uniform_(-bound, bound, generator=generator)
 
@@ -51,6 +66,8 @@ class DotMLP(nn.Module):
 
     replicas: K independent copies of the network (own weights, own initialisation), trained side
     by side; replica k is initialised from seed + k, as a one-replica model with that seed is.
+    init: "default" (PyTorch's nn.Linear) or "glorot" (Keras's Dense: Glorot-uniform weights, zero
+    biases; StackedLinear.reset_replica).
     Inputs of shape (batch, d) are shared by every replica; (K, batch, d) gives each its own.
     The output is (batch,) for one replica and shared inputs, else (K, batch).
     """
@@ -62,6 +79,7 @@ class DotMLP(nn.Module):
         multiply: bool = False,
         replicas: int = 1,
         seed: int | None = None,
+        init: str = "default",
     ):
         super().__init__()
         if dimension < 1:
@@ -80,7 +98,7 @@ class DotMLP(nn.Module):
             # one-replica model of seed + k. Without a seed, torch's global generator draws.
             generator = None if seed is None else torch.Generator().manual_seed(seed + k)
             for layer in self.layers:
-                layer.reset_replica(k, generator)
+                layer.reset_replica(k, generator, init)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         self.check_inputs(a, b)

@@ -27,7 +27,8 @@ class DotProductModule(pl.LightningModule):
         cfg = self.config
         # K = cfg.seeds replicas in one batched model: replica k is the run of seed cfg.seed + k
         # (its own initialisation and its own data stream), and every metric is per replica.
-        self.model = DotMLP(cfg.dimension, cfg.hidden_sizes, cfg.multiply, cfg.seeds, cfg.seed)
+        self.model = DotMLP(cfg.dimension, cfg.hidden_sizes, cfg.multiply, cfg.seeds, cfg.seed,
+                            init="glorot" if cfg.init == "glorot" else "default")
         if cfg.init == "construction":
             start_at_construction(self.model, cfg)
         self.params = parameter_count(self.model)  # of one replica

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -88,3 +90,44 @@ def test_inputs_on_different_devices_are_refused():
     meta = torch.empty(4, 3, device="meta")
     with pytest.raises(ValueError, match="same device"):
         model(torch.randn(4, 3), meta)
+
+
+def test_glorot_init_is_keras_dense_default_uniform_weights_zero_biases():
+    # Rendle et al.'s code builds its MLP from keras.layers.Dense, whose defaults are
+    # glorot_uniform weights (uniform in ±sqrt(6 / (fan_in + fan_out))) and zero biases.
+    model = DotMLP(16, hidden=(64, 32, 16), replicas=2, seed=5, init="glorot")
+    for layer in model.layers:
+        bound = math.sqrt(6 / (layer.fan_in + layer.fan_out))
+        weight = layer.weight.detach()
+        assert weight.abs().max() <= bound
+        assert torch.count_nonzero(layer.bias) == 0
+        if weight[0].numel() >= 512:  # uniform in the whole range: reaches near its ends, std bound/√3
+            assert weight.abs().max() > 0.95 * bound
+            assert abs(weight.std().item() / (bound / math.sqrt(3)) - 1) < 0.1
+    default = DotMLP(16, hidden=(64, 32, 16), seed=5)
+    assert torch.count_nonzero(default.layers[0].bias) > 0  # PyTorch's biases are not zero
+
+
+def test_glorot_replica_k_is_the_one_replica_model_of_seed_plus_k():
+    stacked = DotMLP(3, hidden=(8, 4), replicas=3, seed=10, init="glorot")
+    for k in range(3):
+        single = DotMLP(3, hidden=(8, 4), seed=10 + k, init="glorot")
+        for mine, theirs in zip(stacked.parameters(), single.parameters(), strict=True):
+            assert torch.equal(mine[k], theirs[0])
+    # The default initialisation is untouched by the option: committed results keep their nets.
+    for mine, theirs in zip(DotMLP(3, hidden=(8,), seed=4).parameters(),
+                            DotMLP(3, hidden=(8,), seed=4, init="default").parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    with pytest.raises(ValueError, match="init must be one of"):
+        DotMLP(3, hidden=(8,), seed=0, init="he")
+
+
+def test_a_trial_with_init_glorot_starts_from_it():
+    from dotmlp.config import TrialConfig
+    from dotmlp.module import DotProductModule
+
+    config = TrialConfig(dimension=4, hidden=(16, 8), depth=2, seed=3, seeds=2, init="glorot")
+    module = DotProductModule(config.to_dict())
+    expected = DotMLP(4, hidden=(16, 8), replicas=2, seed=3, init="glorot")
+    for mine, theirs in zip(module.model.parameters(), expected.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
