@@ -7,6 +7,7 @@ for MLPs this small, moving data costs more than the arithmetic.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -195,9 +196,13 @@ class Chunk:
 # - every embedding entry ~ N(0, σ²), σ = ((1.13² − 0.85²)/d)^¼, so Var(u·v) = dσ⁴ = 1.13² − 0.85²;
 # - U users, U items, U·100 distinct observed pairs, 90 % train, 10 % test;
 # - 100,000 "fresh" pairs whose embeddings are new draws, not rows of the pool.
-# Where this code differs: the paper keeps each (user, item) pair with probability 1.1·n/(U·I) in
-# a loop over users and truncates at n (so the last users lose pairs); here n distinct pairs are a
-# uniform random subset of all U·I, which is what that loop approximates.
+# Which pairs are observed: Pool(sampling=...). "reference" is the paper's rule, vectorised
+# (sample_reference: each pair kept with probability 1.1·n/(U·I) in a loop over users then items,
+# the first n kept, so the last ~9 % of users get none and the others ~110 each); "uniform", the
+# default of every trial, is a uniform random subset of n distinct pairs of all U·I.
+POOL_SAMPLINGS = ("uniform", "reference")
+# approx_dot.py's GenerateData: `sampling_prob *= 1.1  # oversample to make sure we have enough`.
+REFERENCE_OVERSAMPLING = 1.1
 POOL_NOISE = 0.85
 POOL_NAIVE_RMSE = 1.13
 POOL_FRESH_PAIRS = 100_000
@@ -240,10 +245,60 @@ def sample_distinct(n: int, total: int, generator: torch.Generator) -> torch.Ten
     return chosen[keep]
 
 
+def sample_reference(users: int, items: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Rendle et al.'s pair sampling, exactly in distribution, as flat indices user · items + item
+    in increasing order (shuffle them before splitting, as the reference does).
+
+    What the reference does (google-research/google-research, dot_vs_learned_similarity/
+    approx_dot.py, GenerateData, called by main() with num_samples = num_users * 100):
+
+        sampling_prob = num_samples / (num_users * num_items)
+        sampling_prob *= 1.1  # oversample to make sure we have enough samples
+        counter = 0
+        for u in range(num_users):
+          for i in range(num_items):
+            if np.random.uniform() < sampling_prob:
+              ... train_x[counter] = (user u, item i); counter = counter + 1
+        counter = np.min([counter, num_samples])
+        # discard any additional items
+        train_x = train_x[:counter, :, :]
+
+    then shuffles the kept pairs and splits them 90/10 into train and test. So each (u, i) is kept
+    independently with p = 1.1 · n / (U · I), in the order u = 0, 1, …, i = 0, 1, … within u, and
+    only the first n kept survive: about 1.1 · n are kept, so the cut falls near user U / 1.1.
+    Users before it get Binomial(I, p) items each (mean 110 at n = 100 · U), the user at the cut
+    the lowest-numbered of its kept items, the last ~9 % of users none (they never appear in train
+    or test). With p ≥ 1 (fewer than 110 items) every pair is kept. The loop is U · I steps
+    (1.6e10 at 128,000 users and items).
+
+    Vectorised here without changing the distribution: the positions of the kept pairs in that
+    order are a Bernoulli(p) process, whose gaps are independent Geometric(p) (trials up to and
+    including a success); the first n kept are the cumulative sums of n such gaps, minus one, and
+    those past U · I − 1 do not exist (then fewer than n are returned, as the reference keeps
+    `counter` < n). One draw of n uniforms, O(n) time and memory, deterministic for the generator.
+    """
+    total = users * items
+    if n < 1 or total < 1:
+        return torch.empty(0, dtype=torch.long)
+    p = REFERENCE_OVERSAMPLING * n / total
+    if p >= 1:  # every uniform in [0, 1) is below it: every pair is kept, the first n survive
+        return torch.arange(min(n, total))
+    uniform = torch.rand(n, generator=generator, dtype=torch.float64)
+    # Inverse CDF of Geometric(p) on {1, 2, …}: P(G > k) = (1 − p)^k, with V = 1 − uniform in (0, 1].
+    gaps = torch.floor(torch.log1p(-uniform) / math.log1p(-p)).long() + 1
+    positions = torch.cumsum(gaps, 0) - 1
+    return positions[positions < total]
+
+
 class Pool:
     """A finite world of users and items, its observed noisy ratings split into train and test,
     and a set of fresh pairs; all on `device`, deterministic for `seed`: drawn on the CPU
     (WORLD_DEVICE) and then moved, so a seed's world is the same on any device.
+
+    sampling: which pairs are observed. "uniform" (the default): n = U · 100 distinct pairs, a
+    uniform random subset (sample_distinct), so every user has about 100; "reference": Rendle et
+    al.'s rule (sample_reference), whose n pairs sit on the first ~91 % of users, ~110 each. Either
+    way the pairs are in random order, the first 10 % of them test.
 
     Pairs are stored as flat indices user · items + item into the two embedding tables, not as
     copies of the vectors (a 64,000-user pool's 6.4M pairs: 51 MB of indices instead of 3.3 GB of
@@ -261,8 +316,12 @@ class Pool:
         noise: float = POOL_NOISE,
         test_fraction: float = 0.1,
         fresh_pairs: int = POOL_FRESH_PAIRS,
+        sampling: str = "uniform",
     ):
+        if sampling not in POOL_SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(POOL_SAMPLINGS)}, got {sampling!r}")
         generator = make_generator(pool_seed(seed), WORLD_DEVICE)
+        self.sampling = sampling
         self.dimension, self.users = dimension, users
         self.items = users if items is None else items
         self.noise = noise
@@ -275,7 +334,15 @@ class Pool:
         self.user_vectors = embeddings(users)
         self.item_vectors = embeddings(self.items)
         n = users * min(items_per_user, self.items)  # config.pool_pairs when items == users
-        pairs = sample_distinct(n, users * self.items, generator)  # in random order: split it
+        if sampling == "reference":
+            # In (user, item) order, shuffled as the reference shuffles. Fewer than n only where
+            # the reference keeps fewer, in practice never with n = U · min(100, I): at U ≤ 110,
+            # p ≥ 1 keeps the first n; above, 1.1·n are kept on average and n is over 9 sd below.
+            pairs = sample_reference(users, self.items, n, generator)
+            pairs = pairs[torch.randperm(len(pairs), generator=generator)]
+            n = len(pairs)
+        else:
+            pairs = sample_distinct(n, users * self.items, generator)  # in random order: split it
         labels = self.targets(pairs) + noise * torch.randn(n, generator=generator)
         n_test = int(n * test_fraction)
         a, b = embeddings(fresh_pairs), embeddings(fresh_pairs)

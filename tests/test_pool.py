@@ -293,3 +293,112 @@ def test_a_nan_replica_counts_as_the_worst_wherever_it_is(values):
     assert (summary["test_rmse"], summary["test_rmse_min"], summary["test_rmse_max"]) == (
         1.0, 0.9, math.inf)
     assert summary["dot_test_rmse"] == 0.85
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling="reference": Rendle et al.'s pair sampling, vectorised (data.sample_reference)
+
+
+def reference_loop(users: int, items: int, n: int, rng) -> list[int]:
+    """approx_dot.py's GenerateData loop, as written there (np.random.uniform replaced by a seeded
+    random.Random): each (u, i) kept with probability 1.1 · n / (users · items), in the order u then
+    i, the first n kept. Returns the kept flat indices u · items + i."""
+    sampling_prob = 1.1 * n / (users * items)
+    kept = []
+    for u in range(users):
+        for i in range(items):
+            if rng.random() < sampling_prob:
+                kept.append(u * items + i)
+    return kept[:n]
+
+
+def per_user_counts(ids, users: int, items: int) -> list[int]:
+    counts = [0] * users
+    for pair in ids:
+        counts[int(pair) // items] += 1
+    return counts
+
+
+def test_reference_sampling_matches_the_reference_loops_per_user_counts():
+    # 50 users × 50 items, 10 pairs per user on average (n = 500, p = 0.22): the loop keeps ~550
+    # and truncates at 500, so the first ~45 users get Binomial(50, 0.22) (mean 11) and the last
+    # ones none. The vectorised sampler must give the same per-user counts in distribution: each
+    # user's mean count over 400 draws within 5 standard errors of the loop's, and the uniform
+    # subset (mean 10 for every user) must fail the same comparison.
+    import random
+
+    users, items, n, draws = 50, 50, 500, 400
+    rng = random.Random(0)
+    loop = [per_user_counts(reference_loop(users, items, n, rng), users, items) for _ in range(draws)]
+    vectorised, uniform = [], []
+    for seed in range(draws):
+        ids = data.sample_reference(users, items, n, data.make_generator(seed, "cpu"))
+        # Distinct, in the loop's order; fewer than n when fewer were kept (550 ± 21 here: rarely).
+        assert len(ids) <= n and bool((ids[1:] > ids[:-1]).all())
+        vectorised.append(per_user_counts(ids.tolist(), users, items))
+        uniform.append(per_user_counts(
+            data.sample_distinct(n, users * items, data.make_generator(seed, "cpu")).tolist(), users, items))
+
+    def agree(ours, theirs) -> bool:
+        a, b = torch.tensor(ours, dtype=torch.float64), torch.tensor(theirs, dtype=torch.float64)
+        error = (a.var(0) / draws + b.var(0) / draws).sqrt() + 1e-9
+        return bool(((a.mean(0) - b.mean(0)).abs() <= 5 * error + 0.05).all())
+
+    assert agree(vectorised, loop)
+    assert not agree(uniform, loop)
+    # The first user's count is Binomial(50, 0.22): mean 11, variance 8.58.
+    first = torch.tensor([counts[0] for counts in vectorised], dtype=torch.float64)
+    assert abs(first.mean().item() - 11) < 5 * math.sqrt(8.58 / draws)
+    assert abs(first.var().item() / 8.58 - 1) < 0.25
+    # Short draws (fewer than n kept) as often as in the loop.
+    short = [sum(sum(c) < n for c in counts) / draws for counts in (vectorised, loop)]
+    assert abs(short[0] - short[1]) < 0.03
+    # The last users are cut off in both: the share of draws where user 49 has no pair.
+    last_empty = [sum(c[-1] == 0 for c in counts) / draws for counts in (vectorised, loop)]
+    assert last_empty[0] > 0.9 and abs(last_empty[0] - last_empty[1]) < 0.06
+
+
+def test_reference_pool_sizes_distinct_pairs_and_its_users():
+    pool = data.Pool(dimension=16, users=2000, seed=3, sampling="reference")
+    # n kept (1.1·n expected before the cut), split as the config counts its steps.
+    assert len(pool.train_ids) == pool_train_pairs(2000) and len(pool.test_ids) == pool_test_pairs(2000)
+    every = torch.cat([pool.train_ids, pool.test_ids])
+    assert len(torch.unique(every)) == len(every) and every.max() < 2000 * 2000
+    counts = torch.bincount(every // 2000, minlength=2000)
+    # ~110 per user up to the cut near user 2000 / 1.1 = 1818, none after it.
+    cut = int((counts > 0).nonzero().max())
+    assert abs(cut - 2000 / 1.1) < 40 and counts[cut + 1:].sum() == 0
+    assert abs(counts[:cut].float().mean().item() - 110) < 1
+    # In random order before the split (the reference shuffles): test pairs are not the last users'.
+    assert (pool.test_ids // 2000).float().mean().item() == pytest.approx(cut / 2, rel=0.05)
+
+
+def test_reference_sampling_is_deterministic_drawn_on_the_cpu_and_opt_in():
+    one, two = (data.Pool(4, 300, seed=5, sampling="reference") for _ in range(2))
+    assert torch.equal(one.train_ids, two.train_ids) and torch.equal(one.test_labels, two.test_labels)
+    other = data.Pool(4, 300, seed=6, sampling="reference")
+    assert not torch.equal(one.train_ids[:100], other.train_ids[:100])
+    moved = data.Pool(4, 300, seed=5, device="meta", sampling="reference")
+    assert moved.train_ids.device.type == "meta" and moved.train_ids.shape == one.train_ids.shape
+    # The default is the uniform subset every committed pool result was drawn with.
+    assert torch.equal(data.Pool(4, 300, seed=5).train_ids,
+                       data.Pool(4, 300, seed=5, sampling="uniform").train_ids)
+    assert data.Pool(4, 300, seed=5).sampling == "uniform"
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        data.Pool(4, 300, seed=5, sampling="bernoulli")
+
+
+def test_reference_sampling_keeps_every_pair_of_a_small_pool():
+    # 20 users and items, fewer than 110 per user: p = 1.1 ≥ 1 keeps all 400, as the loop does.
+    small = data.Pool(dimension=2, users=20, seed=0, sampling="reference")
+    assert sorted(torch.cat([small.train_ids, small.test_ids]).tolist()) == list(range(400))
+    import random
+
+    assert reference_loop(20, 20, 400, random.Random(1)) == list(range(400))
+
+
+def test_reference_sampling_128000_users_is_one_vectorised_draw():
+    # The reference's loop is 1.6e10 steps here; this is n uniforms (seconds, ~0.5 GB at most).
+    ids = data.sample_reference(128_000, 128_000, 12_800_000, data.make_generator(0, "cpu"))
+    assert len(ids) == 12_800_000 and bool((ids[1:] > ids[:-1]).all())
+    assert ids.max() < 128_000 * 128_000
