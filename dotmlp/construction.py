@@ -39,6 +39,7 @@ from dotmlp.cli import ArgumentParser, fail, int_list
 from dotmlp.config import ConfigError
 from dotmlp.data import held_out_set
 from dotmlp.model import DotMLP
+from dotmlp.sizes import params_of
 
 # The fit's quadrature: E[h(t)] for t ~ N(0, 1) as Σ w·h on a fine grid, w ∝ the normal density
 # (normalised to sum 1). Deterministic, and the tail beyond ±9 (mass 2e-19) is negligible even for
@@ -141,8 +142,7 @@ def params(dimension: int, k: int) -> int:
     """Dense parameters of the one-hidden-layer net on [a, b]: H·(2d + 1) in the hidden layer
     (weights and biases) and H + 1 in the head, H = 2·d·k. Counted as the sweep counts its nets
     (dense), though only 2 of each unit's 2d input weights are nonzero."""
-    units = hidden_units(dimension, k)
-    return units * (2 * dimension + 1) + units + 1
+    return params_of(dimension, 1, hidden_units(dimension, k))
 
 
 def smallest_k(epsilon: float, k_max: int = 64) -> int:

@@ -40,6 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotmlp.sizes import params_of, width_for_params
+
 # Learning rates on a fixed grid, LR_BASE · 2^j: integer keys, so a replayed search asks for the
 # very same rates (floats recomputed by multiplication would not compare equal).
 LR_BASE = 1e-3
@@ -54,21 +56,6 @@ PRECISIONS = ("fp32", "bf16")
 
 def lr_of(index: int) -> float:
     return LR_BASE * 2.0**index
-
-
-def dense_params(dimension: int, depth: int, width: int, multiply: bool = False) -> int:
-    """Parameters of a depth × width ReLU MLP on [a, b] (and a*b with multiply), scalar output."""
-    sizes = [dimension * (3 if multiply else 2), *([width] * depth), 1]
-    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes, sizes[1:], strict=False))
-
-
-def width_for_params(params: int, dimension: int, depth: int) -> int:
-    """The width whose depth-`depth` net has the parameters closest to `params` (in ratio)."""
-    lo = 1
-    while dense_params(dimension, depth, lo * 2) <= params:
-        lo *= 2
-    candidates = range(max(1, lo // 2), 2 * lo + 2)
-    return min(candidates, key=lambda w: (abs(math.log(dense_params(dimension, depth, w) / params)), w))
 
 
 @dataclass(frozen=True)
@@ -308,7 +295,7 @@ def start_width(task: Task) -> int:
     hidden = construction.hidden_units(task.dimension, k)
     if task.depth == 1:
         return hidden
-    return width_for_params(dense_params(task.dimension, 1, hidden), task.dimension, task.depth)
+    return width_for_params(params_of(task.dimension, 1, hidden), task.dimension, task.depth)
 
 
 def pending(settings: FrontierSettings, ledger: dict[RunKey, Run], start=start_width) -> list[RunKey]:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from dotmlp.study.law import params_of
+from dotmlp.sizes import params_of
 
 LADDER = tuple(1024 * 2**k for k in range(5, 12))  # 32 … 2048 steps of 1024 samples
 

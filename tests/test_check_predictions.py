@@ -6,9 +6,9 @@ import json
 import pandas as pd
 import pytest
 
+from dotmlp.sizes import params_of
 from dotmlp.study import scaling
 from dotmlp.study.checks import COLUMNS, PREDICTIONS_FILE, mark_current
-from dotmlp.study.law import params_of
 from dotmlp.study.predictions import law_for_dimension, samples_needed
 from sweep.check_predictions import main
 from tests.study_data import sweep_tables

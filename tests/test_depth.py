@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from dotmlp.sizes import params_of
 from dotmlp.study.depth import (
     deep_vs_shallow_figure,
     deep_vs_shallow_summary,
@@ -10,7 +11,6 @@ from dotmlp.study.depth import (
     iso_parameter_pairs,
     iso_widths,
 )
-from dotmlp.study.law import params_of
 from tests.study_data import curve, trial
 
 

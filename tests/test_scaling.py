@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dotmlp.sizes import params_of, width_for_params
 from dotmlp.study.approximation import approximation_paragraph
 from dotmlp.study.fit import FIT_COLUMNS, MAX_NMSE, fit_scaling, residuals, tuned_points
 from dotmlp.study.fit_figure import fit_figure
-from dotmlp.study.law import constants, nmse, params_of, width_for_params, yarotsky_params
+from dotmlp.study.law import constants, nmse, yarotsky_params
 from dotmlp.study.predictions import _samples_needed, predict, prediction_table
 from tests.study_data import law_nmse, sweep_tables
 

@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from dotmlp.analysis.tables import cells, write_csv
+from dotmlp.sizes import params_of
 from dotmlp.study import scaling
-from dotmlp.study.law import nmse, params_of
+from dotmlp.study.law import nmse
 from dotmlp.study.points import load_tables, normalise
 from dotmlp.study.predictions import architecture_for, law_for_dimension, predict, samples_needed
 

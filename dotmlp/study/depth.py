@@ -21,7 +21,7 @@ import pandas as pd
 from dotmlp.analysis.figures import save_figure
 from dotmlp.analysis.tables import architecture_label, write_csv
 from dotmlp.record import write_atomically
-from dotmlp.study.law import params_of, width_for_params
+from dotmlp.sizes import params_of, width_for_params
 from dotmlp.study.points import load_tables, measured_points, out_dir
 
 PAIRS_FILE = "deep_vs_shallow.csv"

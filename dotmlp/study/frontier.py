@@ -63,13 +63,13 @@ def task_row(outcome: frontier.TaskOutcome | frontier.Task, settings: frontier.F
                 "note": f"not reached by width <= {row['max_width_tried']} with <= "
                         f"{row['max_samples_tried']:,} samples (best median {widest.best.nmse_median:.3g} "
                         f"at width {widest.width}): a bound, not a limit"}
-    params = frontier.dense_params(d, task.depth, hi.width)
+    params = frontier.params_of(d, task.depth, hi.width)
     row.update(reached=True, width=hi.width, params=params, samples=hi.samples,
                nmse_median=hi.best.nmse_median, nmse_min=hi.best.nmse_min, nmse_max=hi.best.nmse_max,
                lr=hi.best.key.lr, lrs_tried=lr_list(hi.lrs), lr_bracketed=hi.bracketed,
                price=round(params / row["construction_params"], 3))
     if lo is not None:
-        row.update(failed_width=lo.width, failed_params=frontier.dense_params(d, task.depth, lo.width),
+        row.update(failed_width=lo.width, failed_params=frontier.params_of(d, task.depth, lo.width),
                    failed_samples=lo.samples, failed_nmse_median=lo.best.nmse_median,
                    note=f"width {lo.width} failed ({lo.reason}) after {lo.samples:,} samples")
     else:

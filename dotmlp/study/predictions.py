@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from dotmlp.analysis.tables import architecture_label
+from dotmlp.sizes import params_of, width_for_params
 from dotmlp.study.fit import LEVEL, N0, S0
-from dotmlp.study.law import REFERENCE_DEPTH, constants, nmse, params_of, width_for_params, yarotsky_params
+from dotmlp.study.law import REFERENCE_DEPTH, constants, nmse, yarotsky_params
 
 THRESHOLDS = (1e-2, 1e-3)
 # Predictions reach at most this many times the largest network trained on the task.

@@ -24,7 +24,7 @@ DEPTHS = (1, 2, 4)
 
 def iso_parameter_cells(dimension: int, budgets: tuple[int, ...], depths=DEPTHS) -> list[tuple]:
     """(dimension, False, depth, width) cells: every budget at every depth, widths matched."""
-    from dotmlp.study.law import width_for_params  # numpy: only when a preset is asked for
+    from dotmlp.sizes import width_for_params
 
     return [(dimension, False, depth, width_for_params(target, dimension, depth))
             for target in budgets for depth in depths]

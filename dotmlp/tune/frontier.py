@@ -97,7 +97,7 @@ def ledger_row(key: frontier.RunKey, result: dict, settings: frontier.FrontierSe
         "lr_index": key.lr_index, "lr": key.lr, "samples": key.samples,
         "steps": int(result.get("steps", 0)), "seeds": settings.seeds,
         "batch_size": settings.batch_size, "schedule": "cosine", "precision": settings.precision,
-        "params": int(result.get("params", frontier.dense_params(key.dimension, key.depth, key.width))),
+        "params": int(result.get("params", frontier.params_of(key.dimension, key.depth, key.width))),
         "nmse_median": math.inf if diverged else result.get("val_nmse", math.nan),
         "nmse_min": result.get("val_nmse_min", math.nan),
         "nmse_max": result.get("val_nmse_max", math.nan),
