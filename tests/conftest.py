@@ -42,6 +42,7 @@ class SharedRay:
             cls.up = False
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
 def pytest_collection_modifyitems(items):
     SharedRay.users = {str(item.path) for item in items if "ray_runtime" in item.fixturenames}
 

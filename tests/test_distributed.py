@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 @pytest.fixture
 def cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    # Two CPUs on the head: once the worker is gone, the sweep's rest runs two at a time on this
+    # 2-core machine, not one.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
     try:
         yield cluster
     finally:
@@ -32,10 +34,11 @@ def role(cluster, worker) -> dict:
 
 def sweep_args(results, name, address):
     # Trials of a few seconds each (width 256, no ASHA), so that the worker still holds running
-    # trials when the first trial has finished and the node is removed. One seed per trial: what
-    # is tested is where trials run and what a lost node does to them, not the replicas (a third
-    # of the compute of the default three).
-    return ["sweep/run.py", "--num-samples", "6", "--max-steps", "1024",
+    # trials when the first trial has finished and the node is removed: 6 trials, 4 slots, so a
+    # slot freed on the worker takes a waiting trial. One seed per trial: what is tested is where
+    # trials run and what a lost node does to them, not the replicas (a third of the compute of
+    # the default three).
+    return ["sweep/run.py", "--num-samples", "6", "--max-steps", "512",
             "--reports", "8", "--dimensions", "2,4,8", "--depths", "2,4", "--widths", "256",
             "--multiply", "off", "--seeds", "1", "--no-asha", "--no-figures", "--address", address,
             "--results-dir", str(results), "--name", name]
