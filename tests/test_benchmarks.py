@@ -21,6 +21,16 @@ def last_json(proc) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def refusal(main, argv: list[str], capsys) -> str:
+    """A benchmark's main(argv), in this process (its CLI runs in a subprocess in the test of
+    what it measures), refuses: exit 2; its stderr returned."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    assert ended.value.code == 2
+    return capsys.readouterr().err
+
+
 def test_throughput_reports_a_ratio_per_configuration(run_cli):
     result = last_json(run_cli("benchmarks/throughput.py", "--json", "--steps", "16", "--eval-every", "8",
                                "--repeats", "1", "--configs", "2", "--seeds", "2", timeout=300))
@@ -32,9 +42,10 @@ def test_throughput_reports_a_ratio_per_configuration(run_cli):
     assert result["min_ratio"] == min(row["ratio"] for row in result["configs"])
 
 
-def test_throughput_rejects_bad_settings(run_cli):
-    proc = run_cli("benchmarks/throughput.py", "--steps", "8", "--eval-every", "16", timeout=120)
-    assert proc.returncode == 2 and "eval-every <= steps" in proc.stderr
+def test_throughput_rejects_bad_settings(capsys):
+    from benchmarks.throughput import main
+
+    assert "eval-every <= steps" in refusal(main, ["--steps", "8", "--eval-every", "16"], capsys)
 
 
 @pytest.mark.skipif(not NO_GPU, reason="checks the refusal on a machine without a GPU")
@@ -49,11 +60,12 @@ def test_products_split_a_layer_s_step_batched_per_replica_and_single(run_cli):
     assert proc.returncode == 2 and "--widths wants integers" in proc.stderr
 
 
-def test_gpu_benchmarks_refuse_a_machine_without_a_gpu(run_cli):
+def test_gpu_benchmarks_refuse_a_machine_without_a_gpu(run_cli, capsys):
     proc = run_cli("benchmarks/gpu_sharing.py", "--num-samples", "2", timeout=120)
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr
-    proc = run_cli("benchmarks/throughput.py", "--device", "cuda", timeout=120)
-    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+    from benchmarks.throughput import main
+
+    assert "no CUDA device" in refusal(main, ["--device", "cuda"], capsys)
 
 
 @pytest.mark.skipif(NO_GPU, reason="needs a GPU")
@@ -149,9 +161,10 @@ def test_asha_matches_a_task_when_its_best_is_within_the_full_bests_seeds_range(
     assert compare(asha, full)["tasks_within_seeds_range"] == 2
 
 
-def test_asha_replay_needs_a_full_budget_sweep(run_cli, tmp_path):
-    proc = run_cli("benchmarks/asha_replay.py", "--full-dir", str(tmp_path), timeout=120)
-    assert proc.returncode == 2 and "no trials.csv" in proc.stderr
+def test_asha_replay_needs_a_full_budget_sweep(tmp_path, capsys):
+    from benchmarks.asha_replay import main
+
+    assert "no trials.csv" in refusal(main, ["--full-dir", str(tmp_path)], capsys)
 
 
 def test_judging_by_the_best_so_far_ignores_a_spike_at_a_rung():
@@ -248,6 +261,7 @@ def test_seed_spread_retrains_the_winner_as_the_sweep_did(run_cli, full_budget_s
     assert winner["spread"] == pytest.approx(max(values) / min(values))
 
 
-def test_seed_spread_rejects_a_missing_sweep(run_cli, tmp_path):
-    proc = run_cli("benchmarks/seed_spread.py", "--results-dir", str(tmp_path), timeout=120)
-    assert proc.returncode == 2 and "no sweep named 'sweep'" in proc.stderr
+def test_seed_spread_rejects_a_missing_sweep(tmp_path, capsys):
+    from benchmarks.seed_spread import main
+
+    assert "no sweep named 'sweep'" in refusal(main, ["--results-dir", str(tmp_path)], capsys)
