@@ -90,6 +90,41 @@ def start(args: list[str], log: Path, **popen) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, **popen)
 
 
+# The benchmarks' tiny sweep settings (tests/test_benchmarks.py): one task, MLPs of width 8, 32 steps.
+TINY_SWEEP = ["--max-steps", "32", "--reports", "4", "--dimensions", "2", "--depths", "1",
+              "--widths", "8", "--multiply", "off"]
+TIMELINE = "timeline.json"
+
+
+@pytest.fixture(scope="session")
+def two_sweeps(tmp_path_factory) -> dict:
+    """Two sweeps started at once, each the CLI in its own process, into one results dir (one SQLite
+    MLflow store, two writers, both starting on an empty folder: tests/test_two_sweeps.py): "first",
+    and "full", the benchmarks' full-budget sweep (four alike MLPs of one task, no ASHA, its Ray
+    timeline in TIMELINE), which tests/test_benchmarks.py replays. Returns the results dir and, per
+    sweep, its exit code and its output."""
+    tmp = tmp_path_factory.mktemp("two_sweeps")
+    results = tmp / "results"
+    commands = {
+        "first": ["sweep/run.py", "--num-samples", "4", "--max-steps", "64", "--reports", "4",
+                  "--dimensions", "2,4", "--depths", "1", "--widths", "16", "--multiply", "off",
+                  "--no-figures", "--cpus-per-trial", "1", "--results-dir", str(results), "--name", "first"],
+        "full": ["sweep/run.py", "--num-samples", "4", *TINY_SWEEP, "--no-asha", "--no-figures",
+                 "--results-dir", str(results), "--name", "full", "--ray-timeline", str(results / TIMELINE)],
+    }
+    procs = {name: start(command, tmp / name) for name, command in commands.items()}
+    try:
+        for proc in procs.values():
+            proc.wait(timeout=600)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    return {"results": results, "ended": {
+        name: (proc.returncode, (tmp / f"{name}.out").read_text() + (tmp / f"{name}.err").read_text())
+        for name, proc in procs.items()}}
+
+
 def store_count(results_dir: Path, query: str, parameters: tuple) -> int:
     """A COUNT query on a sweep's SQLite MLflow store, read without opening it as MLflow would:
     MLflow creates the tables of a store it opens, and a second process doing so while the sweep

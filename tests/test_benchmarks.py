@@ -9,11 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-NO_GPU = not torch.cuda.is_available()
+from tests.conftest import TIMELINE, TINY_SWEEP
 
-TINY_SWEEP = ["--max-steps", "32", "--reports", "4", "--dimensions", "2", "--depths", "1",
-              "--widths", "8", "--multiply", "off"]
-TIMELINE = "timeline.json"
+NO_GPU = not torch.cuda.is_available()
 
 
 def last_json(proc) -> dict:
@@ -216,15 +214,12 @@ def test_synchronous_halving_judges_a_rung_off_the_ladder_at_the_next_report():
 
 
 @pytest.fixture(scope="module")
-def full_budget_sweep(run_cli, tmp_path_factory):
-    """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task, and
-    its Ray timeline (TIMELINE)."""
-    folder = tmp_path_factory.mktemp("full_budget")
-    proc = run_cli("sweep/run.py", "--num-samples", "4", *TINY_SWEEP, "--no-asha", "--no-figures",
-                   "--results-dir", str(folder), "--name", "full",
-                   "--ray-timeline", str(folder / TIMELINE), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return folder
+def full_budget_sweep(two_sweeps):
+    """The results dir of a tiny --no-asha sweep named "full": four alike MLPs, one task (TINY_SWEEP),
+    and its Ray timeline (TIMELINE). One of conftest's two_sweeps, which share the dir."""
+    code, output = two_sweeps["ended"]["full"]
+    assert code == 0, output[-3000:]
+    return two_sweeps["results"]
 
 
 @pytest.mark.slow
