@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dotmlp import analysis, tracking
+from dotmlp.analysis.__main__ import main as analysis_main
 from sweep.run import main
 from tests.conftest import finished_runs, start, store_count, wait_for
 from tests.test_sweep import few_second_trials, sweep_runs
@@ -33,11 +34,11 @@ def sweep(results, name, *extra) -> dict:
     return main([*SMALL, *extra, "--results-dir", str(results), "--name", name])
 
 
-def refused(capsys, *argv: str) -> str:
+def refused(capsys, *argv: str, cli=main) -> str:
     """The CLI's main(argv) ends in a usage error: exit 2 and one line on stderr, returned."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as ended:
-        main(list(argv))
+        cli(list(argv))
     assert ended.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     return line
@@ -81,14 +82,13 @@ def test_an_mlflow_run_without_its_tune_trial_is_not_called_diverged(finished, t
 
 
 def test_a_moved_sweep_is_read_from_where_it_is_now_and_its_resume_runs_nothing(
-        finished, tmp_path, run_cli, capsys):
+        finished, tmp_path, capsys):
     record = json.loads((finished / "done" / "sweep.json").read_text())
     assert str(finished) not in json.dumps(record)  # no absolute path in the record
     moved = tmp_path / "moved"
     shutil.copytree(finished, moved)
     original_runs = mlflow_run_count(finished, "done")
-    proc = run_cli("-m", "dotmlp.analysis", "--results-dir", str(moved), "--name", "done")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    analysis_main(["--results-dir", str(moved), "--name", "done"])  # python -m dotmlp.analysis
     before = read(finished, "done")
     pd.testing.assert_frame_equal(read(moved, "done").drop(columns=["node_id"]),
                                   before.drop(columns=["node_id"]))
@@ -108,19 +108,17 @@ def test_a_moved_sweep_is_read_from_where_it_is_now_and_its_resume_runs_nothing(
     assert mlflow_run_count(finished, "done") == original_runs
 
 
-def test_a_results_dir_without_its_tune_experiment_redraws_its_figures(finished, tmp_path, run_cli):
+def test_a_results_dir_without_its_tune_experiment_redraws_its_figures(finished, tmp_path, capsys):
     committed = tmp_path / "committed" / "done"
     committed.mkdir(parents=True)
     for name in ("sweep.json", "trials.csv", "cells.csv", "curves.csv"):
         shutil.copy(finished / "done" / name, committed / name)
-    proc = run_cli("-m", "dotmlp.analysis", "--results-dir", str(committed.parent), "--name", "done")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    analysis_main(["--results-dir", str(committed.parent), "--name", "done"])  # python -m dotmlp.analysis
     assert {"heatmap_multiply_off.png", "frontier.png", "learning_curves.png"} <= {
         p.name for p in committed.iterdir()}
     (committed / "trials.csv").unlink()
-    proc = run_cli("-m", "dotmlp.analysis", "--results-dir", str(committed.parent), "--name", "done")
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "neither the Tune experiment nor trials.csv" in proc.stderr
+    line = refused(capsys, "--results-dir", str(committed.parent), "--name", "done", cli=analysis_main)
+    assert "neither the Tune experiment nor trials.csv" in line
 
 
 def mlflow_run_count(results, experiment):
