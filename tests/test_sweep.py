@@ -76,8 +76,9 @@ def test_diverging_trials_are_recorded_and_the_others_complete(ray_runtime, tmp_
 
 def few_second_trials(results, name) -> list[str]:
     """A sweep of trials of a few seconds each (width 256, no ASHA): trials are still running when
-    the first ones have finished, so a kill or a Ctrl-C lands mid-sweep. No figures: the tests
-    that interrupt it read its tables (the --resume that follows draws them)."""
-    return ["sweep/run.py", "--num-samples", "6", "--max-steps", "768", "--reports", "4",
-            "--dimensions", "2,4", "--depths", "2,4", "--widths", "256", "--multiply", "off",
-            "--seeds", "1", "--no-asha", "--no-figures", "--results-dir", str(results), "--name", name]
+    the first ones have finished (6 trials, 2 at a time), so a kill or a Ctrl-C lands mid-sweep.
+    No figures: the tests that interrupt it read its tables (the --resume that follows draws them)."""
+    return ["sweep/run.py", "--num-samples", "6", "--max-steps", "768", "--batch-size", "512",
+            "--reports", "4", "--dimensions", "2,4", "--depths", "2,4", "--widths", "256",
+            "--multiply", "off", "--seeds", "1", "--no-asha", "--no-figures",
+            "--results-dir", str(results), "--name", name]
