@@ -304,6 +304,8 @@ def test_a_trial_trains_on_the_device_kind_ray_granted_it():
     assert trainable.accelerator_for({"CPU": 1.0}) == "cpu"
     assert trainable.accelerator_for({"CPU": 1.0, "GPU": 0.0}) == "cpu"
     assert trainable.accelerator_for({"CPU": 1.0, "GPU": 0.25}) == "gpu"
+    # Granted a GPU that torch cannot see (Ray's fake GPUs, a CPU build of torch): the CPU.
+    assert trainable.accelerator_for({"CPU": 1.0, "GPU": 0.25}, cuda_available=False) == "cpu"
 
 
 def test_resume_keeps_every_trial_on_its_device_kind():

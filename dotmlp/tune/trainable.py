@@ -73,17 +73,22 @@ def checkpoint_due(module) -> bool:
     return (step // config.eval_interval) % CHECKPOINT_EVERY == 0
 
 
-def accelerator_for(granted: dict) -> str:
+def accelerator_for(granted: dict, cuda_available: bool = True) -> str:
     """The device kind a trial trains on, from the resources Ray granted it (its placement
     group's, e.g. {"CPU": 1.0, "GPU": 0.25}): a GPU share > 0 trains on that GPU, none on the CPU.
     Not Lightning's "auto": Ray 2.60 no longer hides the GPUs from a worker granted none, so a
-    --gpus-per-trial 0 sweep on a GPU cluster would train on the GPUs while its record says 0."""
-    return "gpu" if granted.get("GPU", 0) > 0 else "cpu"
+    --gpus-per-trial 0 sweep on a GPU cluster would train on the GPUs while its record says 0.
+    A GPU share where torch sees no GPU (Ray's fake multi-node GPUs in the autoscaler test, a CPU
+    build of torch on a GPU node) trains on the CPU, and the trial records "cpu"."""
+    return "gpu" if granted.get("GPU", 0) > 0 and cuda_available else "cpu"
 
 
 def granted_accelerator() -> str:
     """accelerator_for the resources of the trial running here (inside a Tune trial only)."""
-    return accelerator_for(tune.get_context().get_trial_resources().required_resources)
+    import torch
+
+    return accelerator_for(tune.get_context().get_trial_resources().required_resources,
+                           torch.cuda.is_available())
 
 
 def train_trial(config: dict, settings: dict) -> None:
