@@ -346,14 +346,7 @@ def run(
                     f"cpus-per-trial {trial_resources['cpu']:g} but this machine has "
                     f"{cluster.get('CPU', 0):g} CPUs visible to Ray: trials would wait forever"
                 )
-        artifacts = None
-        if mlflow_uri.startswith("sqlite:"):  # beside the store, not ./mlruns wherever we started
-            artifacts = (Path(results_dir).resolve() / "mlartifacts").as_uri()
-        try:
-            tracking.ensure_experiment(mlflow_uri, name, artifacts)
-        except Exception as error:  # any store failure is the user's URI, reported in one line
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be used: {first}") from None
+        prepare_store(mlflow_uri, name, results_dir)
         out = Path(results_dir) / name
         out.mkdir(parents=True, exist_ok=True)
         if record is None:
@@ -404,6 +397,22 @@ def last_line(error: BaseException) -> str:
     what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
+
+
+def prepare_store(mlflow_uri: str, name: str, results_dir: Path) -> None:
+    """Create the MLflow store and experiment once, in the driver, before any trial logs (a new
+    SQLite store opened by several processes at once is corrupted); artifacts beside a SQLite
+    store, not in ./mlruns wherever the command started. Any failure is the user's URI: one line."""
+    from dotmlp import tracking
+
+    artifacts = None
+    if mlflow_uri.startswith("sqlite:"):
+        artifacts = (Path(results_dir).resolve() / "mlartifacts").as_uri()
+    try:
+        tracking.ensure_experiment(mlflow_uri, name, artifacts)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be used: {first}") from None
 
 
 def check_store(mlflow_uri: str, name: str) -> None:
@@ -474,11 +483,7 @@ def run_frontier(
     own_ray = connect(address)
     try:
         trial_resources = tuner.resources(shared, ray.cluster_resources().get("GPU", 0))
-        try:
-            tracking.ensure_experiment(mlflow_uri, name)
-        except Exception as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise UsageError(f"mlflow-uri {mlflow_uri!r} cannot be used: {first}") from None
+        prepare_store(mlflow_uri, name, results_dir)
         device = "cuda" if trial_resources["gpu"] > 0 else "cpu"
         searcher = FrontierSearcher(settings, ledger, cpus=cpus_per_trial, device=device)
         known = len(searcher.ledger)

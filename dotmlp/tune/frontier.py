@@ -70,8 +70,9 @@ class FrontierSearcher(Searcher):
         key = self.running.pop(trial_id, None)
         if key is None:
             return
-        if error or not result or int(result.get("steps", 0)) * self.settings.batch_size < key.samples \
-                and not result.get("diverged"):
+        # A run that ended short of its budget without diverging did not finish: not a result.
+        trained = int((result or {}).get("steps", 0)) * self.settings.batch_size
+        if error or not result or (trained < key.samples and not result.get("diverged")):
             self.errors[key] = self.errors.get(key, 0) + 1
             return
         row = ledger_row(key, result, self.settings, self.cpus, self.device, self.cpu, trial_id)
