@@ -243,13 +243,16 @@ def test_cli_pool_usage_errors_are_one_line_and_exit_2(run_cli, args, words):
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
 
 
-def test_rendle_script_writes_its_table_and_figure_and_resumes(run_cli, tmp_path):
-    args = ("sweep/rendle.py", "--dimensions", "2", "--ms", "2", "--users", "10,20", "--seeds", "2",
-            "--epochs", "1", "--workers", "1", "--out", str(tmp_path))
-    proc = run_cli(*args, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+def test_rendle_script_writes_its_table_and_figure_and_resumes(tmp_path, capsys):
+    # Its main() here, three times (its CLI in a subprocess: test_rendle_script_usage_error): each
+    # point still trains in a worker process of its own.
     import pandas as pd
 
+    from sweep.rendle import main
+
+    args = ["--dimensions", "2", "--ms", "2", "--users", "10,20", "--seeds", "2", "--epochs", "1",
+            "--workers", "1", "--out", str(tmp_path)]
+    main(args)
     table = pd.read_csv(tmp_path / "rendle.csv")
     assert list(table["users"]) == [10, 20] and list(table["seeds"]) == [2, 2]
     for column in ("test_rmse_median", "test_rmse_min", "test_rmse_max", "fresh_rmse_median",
@@ -259,12 +262,12 @@ def test_rendle_script_writes_its_table_and_figure_and_resumes(run_cli, tmp_path
     assert (table["test_rmse_median"] <= table["test_rmse_max"]).all()
     assert (table["test_rmse_min"] < table["test_rmse_max"]).all()  # two seeds, two pools
     assert (tmp_path / "rendle.png").stat().st_size > 10_000
-    again = run_cli(*args, timeout=300)
-    assert again.returncode == 0 and "2 already in" in again.stdout
+    capsys.readouterr()
+    main(args)
+    assert "2 already in" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "rendle.csv").equals(table)  # nothing run twice
     # A third seed is a point not yet finished: run again (all three seeds), replacing its row.
-    more = run_cli(*args, "--users", "10", "--seeds", "3", timeout=300)  # the last option wins
-    assert more.returncode == 0, more.stderr
+    main([*args, "--users", "10", "--seeds", "3"])  # the last option wins
     extended = pd.read_csv(tmp_path / "rendle.csv")
     assert list(extended["seeds"]) == [3, 2] and len(extended) == 2
 

@@ -13,10 +13,11 @@ from dotmlp.train import train
 
 
 def test_small_relu_mlp_learns_the_1d_product():
-    # The notebook's networks end at NMSE ≈ 0.96 on d = 1; a correct head and fresh data fix that.
-    result = train(TrialConfig(dimension=1, depth=2, width=64, lr=1e-3, steps=3000))
+    # The notebook's networks end at NMSE ≈ 0.96 on d = 1; a correct head, fresh data and a decayed
+    # rate fix that (7.7e-4 after 600 steps; 3,000 at a constant 1e-3 took 4x as long to pass).
+    result = train(TrialConfig(dimension=1, depth=2, width=32, lr=1e-2, steps=800, schedule="cosine"))
     assert result["val_nmse"] <= 1e-3
-    assert result["steps"] == 3000 and result["samples"] == 3000 * 1024
+    assert result["steps"] == 800 and result["samples"] == 800 * 1024
     assert not result["diverged"]
 
 
@@ -34,7 +35,8 @@ def test_a_linear_model_cannot_learn_the_dot_product():
 
 
 def test_fixed_regime_shows_the_generalisation_gap():
-    config = TrialConfig(dimension=4, depth=2, width=128, lr=1e-3, steps=1500, data="fixed",
+    # 500 full-batch steps at 3e-3 memorise 1,024 pairs: train MSE 8e-4 against 8e-2 held out.
+    config = TrialConfig(dimension=4, depth=2, width=128, lr=3e-3, steps=500, data="fixed",
                          train_samples=1024)
     result = train(config)
     assert result["train_mse"] * 10 < result["val_mse"]
@@ -69,8 +71,8 @@ def test_each_replica_trains_as_the_single_run_of_its_seed():
     # initialisation, the same data stream, the same Adam updates (Adam is elementwise and the
     # replicas' losses are summed). On a CPU each replica's products are the one-replica model's
     # own (DotMLP.replicas_by_product), so the runs agree to the last bit, not to a tolerance
-    # (the issue allows 5 %; the batched product gave 0.3 % after 300 steps).
-    base = dict(dimension=3, depth=2, width=32, lr=3e-3, steps=300, eval_every=100)
+    # (the issue allows 5 %; the batched product gave 0.3 % after 300 steps; 100 steps show it here).
+    base = dict(dimension=3, depth=2, width=32, lr=3e-3, steps=100, eval_every=50)
     stacked = train(TrialConfig(**base, seed=5, seeds=3), accelerator="cpu")
     singles = [train(TrialConfig(**base, seed=5 + k), accelerator="cpu") for k in range(3)]
     assert stacked["val_nmse_seeds"] == [s["val_nmse"] for s in singles]
