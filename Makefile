@@ -78,10 +78,13 @@ notebook: install
 results-notebook: install
 	$(VENV)/bin/python -m dotmlp.notebook execute
 
-# The answer from the frontier search's ledger: results/answer.csv, answer.png, the READMEs' tables,
-# then the notebook that shows them (tests/test_readme.py and test_notebook.py check they agree).
+# The answer from the frontier search's ledger: results/answer.csv, the law across dimensions and the
+# price of learning (law*.csv, price.*), answer.png with the law's line, the READMEs' tables, then the
+# notebook that shows them (tests/test_readme.py and test_notebook.py check they agree).
 answer: install
-	$(VENV)/bin/python -m dotmlp.study.frontier
+	$(VENV)/bin/python -m dotmlp.study.frontier --no-figure
+	$(VENV)/bin/python -m dotmlp.study.law_across
+	$(VENV)/bin/python -m dotmlp.study.answer_figure
 	$(VENV)/bin/python -m dotmlp.study.readme
 	$(VENV)/bin/python -m dotmlp.notebook execute
 

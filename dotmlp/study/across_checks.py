@@ -26,7 +26,9 @@ MAX_WIDTH = 2**16  # the widest net a prediction considers
 THRESHOLDS = (1e-2, 1e-3)
 # (kind, dimensions predicted, which dimensions the fit may use)
 CHECKS = (("held out", (24, 48), lambda d: d not in (24, 48)),
-          ("from d <= 16", (32, 64), lambda d: d <= 16))
+          ("from d <= 16", (32, 64), lambda d: d <= 16),
+          # Not a check: the law on every dimension with data, the headline figure's dashed line.
+          ("all data", (1, 2, 4, 8, 16, 24, 32, 48, 64), lambda d: True))
 CHECK_COLUMNS = ["kind", "dimension", "threshold", "depth", "method", "fitted_on", "fitted_points",
                  "sample_cap", "predicted_width", "predicted_params", "predicted_samples",
                  "predicted_nmse_at_cap", "width_lo", "width_hi", "resamples", "found_width",
@@ -81,7 +83,7 @@ def _found(answer: pd.DataFrame, dimension: int, threshold: float, depth: int) -
 
 def law_checks(fits: Fits, answer: pd.DataFrame, method: str,
                settings: FrontierSettings = FrontierSettings(),
-               kinds=("held out", "from d <= 16", "leave-one-out")) -> pd.DataFrame:
+               kinds=("held out", "from d <= 16", "leave-one-out", "all data")) -> pd.DataFrame:
     """One row per (check, d, ε, depth): the kept method's smallest width at the sample cap, its
     bootstrap interval, and what the frontier search found there. Besides the checks on new
     dimensions (CHECKS), each dimension with data is predicted from a fit without it

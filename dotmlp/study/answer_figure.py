@@ -2,7 +2,9 @@
 
 Left: hidden units needed against d (log axes), for each threshold: the hand-built net's line, and
 SGD's smallest one-hidden-layer net as points whose bar runs down to the width that failed (the
-bracket); a row not reached is an arrow up from the widest width tried (a bound). Right: the samples
+bracket); a row not reached is an arrow up from the widest width tried (a bound); dotted, the law
+across dimensions' prediction (results/law_checks.csv, kind "all data": fitted on every dimension
+with data, dotmlp.study.law_across), where that file exists. Right: the samples
 SGD's smallest net needed, and its 2x- and 4x-wider nets' (what data buys at the frontier).
 Depth 1 only: units of one hidden layer are what the construction counts. Legible at 1,000 px
 wide: fonts of 10 pt at that size, two panels.
@@ -13,17 +15,27 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dotmlp.cli import ArgumentParser, fail
 
 ANSWER = Path("results/answer.csv")
+LAW = Path("results/law_checks.csv")
 FIGURE = Path("results/answer.png")
 COLOURS = {1e-2: "tab:blue", 1e-3: "tab:red"}
 WIDTH_INCHES, DPI = 10, 100  # 1,000 px wide: a 10 pt font is 10 pt on the page a reader sees
 
 
-def draw(answer: pd.DataFrame, out: Path) -> Path:
+def law_widths(law: pd.DataFrame | None) -> pd.DataFrame:
+    """The law's depth-1 widths per (ε, d), from every dimension with data (empty: no law yet)."""
+    if law is None or not len(law):
+        return pd.DataFrame(columns=["threshold", "dimension", "predicted_width", "fitted_on"])
+    rows = law[(law["kind"] == "all data") & (law["depth"] == 1)].dropna(subset=["predicted_width"])
+    return rows[["threshold", "dimension", "predicted_width", "fitted_on"]].sort_values("dimension")
+
+
+def draw(answer: pd.DataFrame, out: Path, law: pd.DataFrame | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,6 +48,11 @@ def draw(answer: pd.DataFrame, out: Path) -> Path:
         task = task.sort_values("dimension")
         units.plot(task["dimension"], task["construction_hidden"], "--", color=colour, lw=1.5,
                    label=f"hand-built, ε = {eps:g}")
+        predicted = law_widths(law)
+        predicted = predicted[np.isclose(predicted["threshold"], eps)]
+        if len(predicted):
+            units.plot(predicted["dimension"], predicted["predicted_width"], ":", color=colour, lw=1.5,
+                       label=f"law's prediction (fit on d = {predicted['fitted_on'].iloc[0]}), ε = {eps:g}")
         reached = task[task["reached"].astype(str) == "True"]
         low = reached["width"] - reached["failed_width"].fillna(reached["width"])
         units.errorbar(reached["dimension"], reached["width"], yerr=[low, 0 * low], fmt="o",
@@ -79,11 +96,14 @@ def draw(answer: pd.DataFrame, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> Path:
     parser = ArgumentParser(prog="python -m dotmlp.study.answer_figure", description=__doc__.splitlines()[0])
     parser.add_argument("--answer", default=str(ANSWER))
+    parser.add_argument("--law", default=str(LAW), help="law_checks.csv (dotmlp.study.law_across); "
+                        "the figure goes without the law's line where it does not exist")
     parser.add_argument("--out", default=str(FIGURE))
     args = parser.parse_args(argv)
     if not Path(args.answer).exists():
         fail(parser.prog, f"answer {args.answer!r} does not exist: python -m dotmlp.study.frontier writes it")
-    return draw(pd.read_csv(args.answer), Path(args.out))
+    law = pd.read_csv(args.law) if Path(args.law).is_file() else None
+    return draw(pd.read_csv(args.answer), Path(args.out), law)
 
 
 if __name__ == "__main__":

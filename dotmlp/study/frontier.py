@@ -121,8 +121,9 @@ def write_answer(results_dir: Path, name: str = "frontier", figure: bool = True)
     grid = Path(results_dir) / GRID_ANSWER
     table = answer_table(frontier.FrontierSettings(), ledger, kept_flag_rows(grid if grid.exists() else out))
     write_atomically(out, table.to_csv(index=False))
-    if figure:
-        answer_figure.draw(table, out.with_suffix(".png"))
+    if figure:  # with the law's line as last fitted (make answer refits it, then redraws)
+        law = Path(results_dir) / answer_figure.LAW.name
+        answer_figure.draw(table, out.with_suffix(".png"), pd.read_csv(law) if law.is_file() else None)
     searched = ~table["multiply"].astype(bool)
     decided = int(((table["status"] == "decided") & searched).sum())
     print(f"{out}: {decided} of {int(searched.sum())} searched rows decided, from {len(ledger)} runs in "
