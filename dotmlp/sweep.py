@@ -353,6 +353,8 @@ def run(
             record = sweep_record.new(settings, name, None if own_storage else storage,
                                       None if own_store else mlflow_uri, trial_resources,
                                       scheduler.rung_milestones(settings))
+            # Tune.restore keeps the first run's FailureConfig: the record says what a resume gets.
+            record["max_failures"] = max_failures
         else:
             record = {**record, "resources": trial_resources}
         sweep_record.write(results_dir, name, record)
@@ -387,7 +389,8 @@ def run(
     summary = analysis.summarize(table, record)
     summary.update(fit_seconds=fit_seconds, ray_start_seconds=ray_start_seconds,
                    wall_seconds=time.perf_counter() - started_at, nothing_to_run=left == 0,
-                   figures=figures, asha=settings.asha, first_error=first_error)
+                   figures=figures, asha=settings.asha, first_error=first_error,
+                   max_failures=record.get("max_failures", 2))  # 2: the default before it was recorded
     print(analysis.format_summary(summary, out))
     return summary
 

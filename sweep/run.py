@@ -69,7 +69,8 @@ def build_parser() -> ArgumentParser:
                    f"(default {POOL_EPOCHS}); replaces --max-steps")
     p.add_argument("--reports", type=int, default=6,
                    help="evaluations per full budget, x2 apart (6: at 1/32, 1/16, ... 1 of it)")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a trial that errors")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="retries of a trial that errors (a resumed sweep keeps its first run's)")
     p.add_argument("--no-asha", action="store_true", help="run every trial to the full budget")
     p.add_argument("--halving", choices=HALVINGS, default=None,
                    help="how the rungs decide: synchronous (each task's MLPs ranked all at once "
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None):
         # The tables and figures are written, but a sweep with holes is not a result to read.
         cause = f": {summary['first_error']}" if summary.get("first_error") else ""
         fail(PROG, f"{summary['status']['errored']} of {summary['trials']} trials errored, "
-                   f"{args.max_failures} retries each{cause}; once fixed, --resume runs them again",
+                   f"{summary['max_failures']} retries each{cause}; once fixed, --resume runs them again",
              code=1)
     return summary
 

@@ -169,7 +169,7 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill
 
     # Resumed from a copy: the copy's own store gets the rest, the original's is left alone. A
     # training worker killed there, as the kernel's OOM killer would: its trial errors (the sweep
-    # was started with no retries; --max-failures only words the message of a resume).
+    # was started with no retries, and a resume keeps them: its message says so from the record).
     copy = tmp_path.parent / f"{tmp_path.name}-copy"
     shutil.copytree(tmp_path, copy)
     original = metric_points(tmp_path, "stop")
@@ -178,7 +178,7 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill
                 if command.startswith("ray::ImplicitFunc.train")]
 
     log = tmp_path.parent / f"{tmp_path.name}-copy-driver"
-    code, err = disturbed(["sweep/run.py", "--resume", "--max-failures", "0", "--results-dir", str(copy),
+    code, err = disturbed(["sweep/run.py", "--resume", "--results-dir", str(copy),
                            "--name", "stop"], log, ready=training,
                           disturb=lambda driver: os.kill(training(driver)[0], signal.SIGKILL), interval=0.2)
     assert code == 1, err[-3000:]
