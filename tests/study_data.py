@@ -1,5 +1,5 @@
 """Synthetic sweep tables for the study's analysis tests: trials.csv and curves.csv as the analysis
-writes them, with NMSE drawn from a known law so that fits and predictions can be checked."""
+writes them, with NMSE drawn from a known law of size and samples."""
 
 from __future__ import annotations
 

@@ -132,10 +132,10 @@ def test_notebook_reads_the_sweep_the_environment_names(tmp_path, committed):
     shown = "".join(o["data"].get("text/plain", "") for o in outputs(executed) if "data" in o)
     assert "diverged" in shown and "errored" in shown  # the status tables count them
     # The project's answer (results/answer.png, whichever sweep it reads) and the sweep's five
-    # figures (two heatmaps, learning rates, learning curves, frontier); the grid study's fit and
-    # deep-against-shallow figures and the pool sweep's need those sweeps beside it, and there are
+    # figures (two heatmaps, learning rates, learning curves, frontier); the grid study's
+    # deep-against-shallow figure and the pool sweep's need those sweeps beside it, and there are
     # none here.
-    assert len(images(executed)) == 6 == len(images(committed)) - 3
+    assert len(images(executed)) == 6 == len(images(committed)) - 2
     assert "no study beside mine" in printed
     assert nb.differences(nb.comparable(committed), nb.comparable(executed))  # not the committed outputs
 

@@ -3,14 +3,12 @@
 presets    which cells a study sweep trains, on which machine (PRESETS, for sweep/run.py)
 points     every measurement of one or several sweeps as one table: (trial, budget) → NMSE
 answer     the answer table (answer.csv), and everything a study writes
-law        the scaling law: its form, NMSE at (N, S), parameter counts
-fit        the law fitted per task, with bootstrap intervals and residuals
-predictions what the law says a threshold takes (predicted.csv)
-approximation the fit against approximation theory, in prose (approximation.md)
-fit_figure the fit drawn (fit.png)
-scaling    the scaling fit's files: fit, predictions, prose and figures, written together
+approximation a study's smallest nets against approximation theory, in prose (approximation.md)
 depth      deep against shallow at equal parameters
-checks     the law's predictions checked: train what it recommends and compare
+across_fit one law across dimensions for SGD's NMSE, fitted with bootstrap intervals (law.csv)
+across_checks the law left one dimension out, and asked for unseen dimensions' widths (law_checks.csv)
+price      the price of learning: SGD's smallest net ÷ the hand-built net (price.csv, price.png)
+law_across the law's files and the price's, written together (python -m dotmlp.study.law_across)
 
 Light on purpose: sweep/run.py imports PRESETS before Ray starts; nothing heavy is imported here.
 """

@@ -1,7 +1,7 @@
 """The study's tables of one sweep already run, rebuilt as `python sweep/run.py` writes them.
 
 `python -m dotmlp.study --results-dir DIR --name NAME [--no-figures]` writes answer.csv beside the
-sweep's analysis tables and, for a study preset, the scaling fit and deep against shallow too
+sweep's analysis tables and, for a study preset, approximation.md and deep against shallow too
 (dotmlp.study.answer.write_sweep); `python -m dotmlp.analysis` rebuilds those tables and the
 sweep's figures first, where needed. Several sweeps as one study: `python -m dotmlp.study.answer`.
 """

@@ -21,8 +21,8 @@ fresh samples have to pin down. If k and r were all that mattered, one law would
 - a₂, b₂: depth 2's own amplitudes (1 at depth 1); the exponents are shared, an assumption the
   held-out error tests (depth-2 points are predicted with the rest).
 - f/(1+f): NMSE saturates at ≈ 1 (predicting 0); points above MAX_NMSE (the escape from that
-  plateau) are left out, as in the per-dimension fit (dotmlp.study.fit). No floor E: the
-  smallest NMSE in the ledger (3e-4) is far above float32's, and a free floor is unidentified.
+  plateau) are left out, as in the retired per-dimension fit (in git history at de15c2e). No floor
+  E: the smallest NMSE in the ledger (3e-4) is far above float32's, and a free floor is unidentified.
 
 The points: per (d, depth, width, samples) of the ledger, the best learning rate's median over
 seeds (each budget a separate run decayed to zero over it), flagged `bracketed` where that rate is
@@ -32,7 +32,7 @@ over nets (one net's curve is one unit), resampled within each (d, depth) so eve
 
 The competitors, scored by the RMSE of log NMSE at a dimension left out of the fit:
 - `across_d`: the law above, γc and γd free; `across_d_k_only`: γc = γd = 0;
-- `per_d`: the same form with its own constants at each d (the old approach, dotmlp.study.fit).
+- `per_d`: the same form with its own constants at each d (the old approach, retired for this law).
   It cannot speak at an unseen d by itself: its constants are put on a straight line in ln d over
   the dimensions fitted and read off there (`per_d`), or taken from the nearest d in ln d
   (`per_d_nearest`).

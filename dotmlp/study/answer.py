@@ -23,13 +23,12 @@ row per (dimension, multiply, threshold):
   still improving at the end of its budget (more samples would lower it).
 - Dimensions with no trial: reached False, `bound` "not run".
 
-`python -m dotmlp.study.answer --results-dir DIR --name NAME` writes answer.csv (with the scaling
-law's prediction for every row in its law_* columns: what a threshold not reached here would take),
-the scaling fit (dotmlp.study.scaling: fit.csv, fit_bootstrap.csv, fit_residuals.csv, predicted.csv,
-approximation.md, fit.png) and the depth comparison (dotmlp.study.depth: deep_vs_shallow.csv, .md,
-.png) next to the sweep's tables; several `--name`s (with `--machine` each) are read as one
-study, written to `--out`. `write_sweep` is what a sweep writes of these after its analysis
-(`python sweep/run.py`, or `python -m dotmlp.study` for a sweep already run).
+`python -m dotmlp.study.answer --results-dir DIR --name NAME` writes answer.csv, its smallest nets
+against approximation theory (dotmlp.study.approximation: approximation.md) and the depth
+comparison (dotmlp.study.depth: deep_vs_shallow.csv, .md, .png) next to the sweep's tables;
+several `--name`s (with `--machine` each) are read as one study, written to `--out`.
+`write_sweep` is what a sweep writes of these after its analysis (`python sweep/run.py`, or
+`python -m dotmlp.study` for a sweep already run).
 """
 
 from __future__ import annotations
@@ -46,8 +45,9 @@ import pandas as pd
 from dotmlp import record as sweep_record
 from dotmlp.analysis.tables import write_csv
 from dotmlp.cli import ArgumentParser, fail
-from dotmlp.study import depth, scaling
-from dotmlp.study.fit import RESAMPLES
+from dotmlp.record import write_atomically
+from dotmlp.study import depth
+from dotmlp.study.approximation import APPROXIMATION_FILE, approximation_paragraph
 from dotmlp.study.points import load_tables, measured_points, normalise, out_dir
 
 ANSWER_FILE = "answer.csv"
@@ -178,26 +178,21 @@ def write_answer(results_dir: str | os.PathLike, name: str | Sequence[str],
 
 def write_analysis(results_dir: str | os.PathLike, name: str | Sequence[str],
                    machines: Sequence[str] | None = None, out: str | os.PathLike | None = None, *,
-                   figures: bool = True, resamples: int | None = None, seed: int = 0) -> dict:
-    """Everything a study writes: the answer table, the scaling fit with its predictions, and deep
-    against shallow. Returns their tables by name."""
-    resamples = RESAMPLES if resamples is None else resamples
+                   figures: bool = True) -> dict:
+    """Everything a study writes: the answer table, its smallest nets against approximation theory
+    (approximation.md), and deep against shallow. Returns the tables by name."""
     names = [name] if isinstance(name, str) else list(name)
     answer = write_answer(results_dir, names, machines, out)
-    fit = scaling.write_fit(results_dir, names, machines, out, resamples=resamples, seed=seed,
-                            figures=figures)
     folder = out_dir(results_dir, names, out)
-    predictions = pd.read_csv(folder / scaling.PREDICTIONS_FILE)
-    answer = with_law(answer, predictions)
-    write_csv(answer, folder / ANSWER_FILE)
+    write_atomically(folder / APPROXIMATION_FILE, approximation_paragraph(answer))
     pairs = depth.write_deep_vs_shallow(results_dir, names, machines, out, figures=figures)
-    return {"answer": answer, "fit": fit, "predictions": predictions, "deep_vs_shallow": pairs}
+    return {"answer": answer, "deep_vs_shallow": pairs}
 
 
 def write_sweep(results_dir: str | os.PathLike, name: str, figures: bool = True) -> None:
     """What one sweep writes of the study beside its analysis's tables, by its record: the answer
-    table (answer.csv) for a sweep of a grid; for a study (explicit cells) also the scaling fit
-    with its predictions and deep against shallow (write_analysis); nothing for a pool sweep."""
+    table (answer.csv) for a sweep of a grid; for a study (explicit cells) also approximation.md
+    and deep against shallow (write_analysis); nothing for a pool sweep."""
     settings = sweep_record.load(results_dir, name)["settings"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -207,28 +202,6 @@ def write_sweep(results_dir: str | os.PathLike, name: str, figures: bool = True)
             write_analysis(results_dir, name, figures=figures)
         else:
             write_answer(results_dir, name)
-
-
-LAW_COLUMNS = {"params_min": "law_params_min", "params_min_lo": "law_params_min_lo",
-               "params_min_hi": "law_params_min_hi", "params": "law_params",
-               "samples": "law_samples", "samples_lo": "law_samples_lo",
-               "samples_hi": "law_samples_hi", "architecture": "law_architecture",
-               "determined": "law_determined"}
-
-
-def with_law(answer: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """The answer table with the scaling law's predictions for each row (dotmlp.study.predictions'
-    prediction_table, renamed law_*): the parameters needed with unlimited samples and their
-    interval, and the least-compute (params, samples) pair with its interval and architecture —
-    what a row not reached here would take, by the fit (empty where the task was not fitted)."""
-    keys = ["dimension", "multiply", "threshold"]
-    if not len(predictions):
-        return answer.assign(**{column: pd.NA for column in LAW_COLUMNS.values()})
-    law = predictions[keys + list(LAW_COLUMNS)].rename(columns=LAW_COLUMNS)
-    law = law.assign(multiply=law["multiply"].astype(str).str.lower().eq("true"))
-    answer = answer.drop(columns=[c for c in LAW_COLUMNS.values() if c in answer])
-    merged = answer.merge(law, on=keys, how="left", validate="1:1")
-    return merged[list(answer.columns) + list(LAW_COLUMNS.values())]
 
 
 def format_answer(table: pd.DataFrame) -> str:
@@ -256,9 +229,6 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the machine each --name ran on (e.g. cpu, gpu), in the same order")
     parser.add_argument("--out", default=None,
                         help="where to write (default: the sweep's folder; required for several)")
-    parser.add_argument("--resamples", type=int, default=None,
-                        help="bootstrap resamples of the scaling fit (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
     names = args.name or ["sweep"]
@@ -267,26 +237,15 @@ def main(argv: list[str] | None = None) -> dict:
              f"got {len(args.machine)}")
     if len(names) > 1 and args.out is None:
         fail(parser.prog, "--out is required with several --name")
-    if args.resamples is not None and args.resamples < 0:
-        fail(parser.prog, f"resamples must be an integer >= 0, got {args.resamples}")
     try:
         tables = write_analysis(args.results_dir, names, args.machine, args.out,
-                                figures=not args.no_figures, resamples=args.resamples, seed=args.seed)
+                                figures=not args.no_figures)
     except FileNotFoundError as error:
         fail(parser.prog, str(error))
     print(format_answer(tables["answer"]))
-    fit = tables["fit"].dropna(subset=["alpha"])
-    if len(fit):
-        print("Scaling fit (95 % bootstrap intervals):")
-        for row in fit.itertuples():
-            print(f"  d={row.dimension:>3} flag={'on ' if row.multiply else 'off'} {row.form:<11} "
-                  f"alpha={row.alpha:.2f} [{row.alpha_lo:.2f}, {row.alpha_hi:.2f}] "
-                  f"beta={row.beta:.2f} [{row.beta_lo:.2f}, {row.beta_hi:.2f}] "
-                  f"rmse_log={row.rmse_log:.2f} ({row.points} points)")
     out = Path(args.out) if args.out else Path(args.results_dir) / names[0]
-    print(f"Written to {out}: {ANSWER_FILE}, fit.csv, fit_bootstrap.csv, fit_residuals.csv, "
-          "predicted.csv, approximation.md, deep_vs_shallow.csv, deep_vs_shallow.md"
-          + (" and figures (fit.png, deep_vs_shallow.png)" if not args.no_figures else ""))
+    print(f"Written to {out}: {ANSWER_FILE}, {APPROXIMATION_FILE}, deep_vs_shallow.csv, "
+          "deep_vs_shallow.md" + (" and deep_vs_shallow.png" if not args.no_figures else ""))
     return tables
 
 

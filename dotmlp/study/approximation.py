@@ -1,20 +1,39 @@
-"""The scaling fit against approximation theory, in prose (approximation.md).
+"""A study's smallest nets against approximation theory, in prose (approximation.md).
 
-The reference for the fit's fixed-depth nets is a fixed-depth construction: the hand-built net of
+The reference for the study's fixed-depth nets is a fixed-depth construction: the hand-built net of
 dotmlp.construction, one hidden layer of 2·d·k ReLU units that represents a·b to ε at every d (k
 from ε: 4 for 1e-2, 8 for 1e-3), an upper bound on the size ε needs. `approximation_paragraph`
-sets the fit's parameters (depth 2, S → ∞) against it, with the fit's numbers. Yarotsky's deep
-construction (design.md: x·y to ε with depth and units O(log 1/ε), so about d·log(1/ε) units for a
-dot product) is shown beside it for its growth only: its depth grows with log(1/ε) and its constant
-is unknown (taken as 1), so it bounds neither a depth-2 net nor anything at a level;
-`yarotsky_params` spreads its units evenly over two layers to put it on the same axis. The fit
-counts what Adam learned from samples, the constructions what a net can represent.
+sets the smallest net that reached each threshold in the study's answer table (flag off, any depth,
+measured at the study's budgets) against it. Yarotsky's deep construction (design.md: x·y to ε with
+depth and units O(log 1/ε), so about d·log(1/ε) units for a dot product) is shown beside it for its
+growth only: its depth grows with log(1/ε) and its constant is unknown (taken as 1), so it bounds
+neither a fixed-depth net nor anything at a level; `yarotsky_params` spreads its units evenly over
+two layers to put it on the same axis. The answer counts what Adam learned from samples, the
+constructions what a net can represent. The frontier search's version of this comparison, with
+decayed schedules and bracketed learning rates, is the price of learning (dotmlp.study.price).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from dotmlp.sizes import params_of
+
+APPROXIMATION_FILE = "approximation.md"
+
+
+def yarotsky_units(dimension, epsilon, constant: float = 1.0):
+    """Units on the order of d·ln(1/ε) (Yarotsky 2017; constant unknown, 1 by default)."""
+    return constant * np.asarray(dimension) * np.log(1 / np.asarray(epsilon))
+
+
+def yarotsky_params(dimension, epsilon, depth: int = 2, multiply: bool = False,
+                    constant: float = 1.0):
+    """Those units as parameters of a depth-`depth` net, split evenly over its layers (an
+    assumption: the construction is deeper; this puts it on the same axis as the measured nets)."""
+    width = np.maximum(1, np.ceil(yarotsky_units(dimension, epsilon, constant) / depth))
+    return params_of(dimension, depth, width.astype(np.int64), multiply)
 
 
 def hand_built_params(dimension: int, threshold: float) -> int:
@@ -24,17 +43,22 @@ def hand_built_params(dimension: int, threshold: float) -> int:
     return construction.params(int(dimension), construction.smallest_k(threshold))
 
 
-def approximation_comparison(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per task and threshold: the parameters the law needs with unlimited samples (and its
-    interval) against the hand-built net's (flag off) and their ratio, and d·ln(1/ε) units as a
-    depth-2 net."""
-    table = predictions[["dimension", "multiply", "threshold", "params_min", "params_min_lo",
-                         "params_min_hi", "yarotsky_params"]].copy()
-    table["hand_built_params"] = [np.nan if multiply else hand_built_params(d, eps) for d, multiply, eps
-                                  in zip(table["dimension"], table["multiply"].astype(bool),
-                                         table["threshold"], strict=True)]
-    table["ratio"] = table["params_min"] / table["hand_built_params"]
-    return table
+def approximation_comparison(answer: pd.DataFrame) -> pd.DataFrame:
+    """Per dimension and threshold without the flag: the smallest net that reached it (`params`,
+    empty where none did; `run`: whether the study trained that dimension), the hand-built net's
+    parameters, their ratio, and d·ln(1/ε) units as a depth-2 net."""
+    off = answer[~answer["multiply"].astype(str).str.lower().eq("true")]
+    table = off[["dimension", "threshold", "reached", "params", "architecture"]].copy()
+    table["reached"] = table["reached"].astype(str).str.lower().eq("true")
+    table["run"] = off["bound"].ne("not run") if "bound" in off else True
+    table["params"] = pd.to_numeric(table["params"]).where(table["reached"]).astype(float)
+    table["architecture"] = table["architecture"].where(table["reached"])
+    table["hand_built_params"] = [hand_built_params(d, eps) for d, eps
+                                  in zip(table["dimension"], table["threshold"], strict=True)]
+    table["ratio"] = table["params"] / table["hand_built_params"]
+    table["yarotsky_params"] = [int(yarotsky_params(d, eps)) for d, eps
+                                in zip(table["dimension"], table["threshold"], strict=True)]
+    return table.sort_values(["dimension", "threshold"], ascending=[True, False], ignore_index=True)
 
 
 def _slope(x, y) -> float:
@@ -45,75 +69,59 @@ def _slope(x, y) -> float:
     return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
 
 
-def approximation_paragraph(fit: pd.DataFrame, predictions: pd.DataFrame) -> str:
-    """One paragraph (markdown), with the numbers of this fit, on what the data show against the
-    approximation-theory scaling (d·ln(1/ε) units, as a depth-2 net)."""
-    lines = ["## The fit against approximation theory", ""]
-    off = predictions[~predictions["multiply"].astype(bool)]
-    if not len(off):
-        return "\n".join([*lines, "No task without the flag was fitted: nothing to compare.", ""])
-    lines += ["| d | ε | params needed, S → ∞ (fit, 95 % interval) | hand-built net, one layer | ratio "
+def approximation_paragraph(answer: pd.DataFrame) -> str:
+    """One paragraph (markdown), with the answer table's numbers, on its smallest nets against the
+    hand-built net and the approximation-theory scaling (d·ln(1/ε) units, as a depth-2 net)."""
+    lines = ["## The smallest nets against approximation theory", ""]
+    table = approximation_comparison(answer)
+    if not len(table):
+        return "\n".join([*lines, "No task without the flag in the answer: nothing to compare.", ""])
+    lines += ["| d | ε | smallest net that reached ε (params) | hand-built net, one layer | ratio "
               "| d·ln(1/ε) units as 2 × w |",
               "|---|---|---|---|---|---|"]
-    off = off.assign(hand_built=[hand_built_params(d, eps)
-                                 for d, eps in zip(off["dimension"], off["threshold"], strict=True)])
-    for row in off.sort_values(["dimension", "threshold"], ascending=[True, False]).itertuples():
-        mark = "" if row.determined else " (fit not determined)"
-        lines.append(f"| {row.dimension} | {row.threshold:g} | {_count(row.params_min)} "
-                     f"[{_count(row.params_min_lo)}, {_count(row.params_min_hi)}]{mark} | "
-                     f"{_count(row.hand_built)} | {_ratio(row.params_min, row.hand_built)} | "
+    for row in table.itertuples():
+        reached = (f"{_count(row.params)} ({row.architecture})" if row.reached
+                   else "not reached" if row.run else "not run")
+        lines.append(f"| {row.dimension} | {row.threshold:g} | {reached} | "
+                     f"{_count(row.hand_built_params)} | {_ratio(row.params, row.hand_built_params)} | "
                      f"{_count(row.yarotsky_params)} |")
     lines.append("")
     text = []
-    loose = sorted(int(d) for d in off.loc[~off["determined"].astype(bool), "dimension"].unique())
-    if loose:
-        text.append(f"The fits at d = {', '.join(map(str, loose))} are not determined by their "
-                    "data (see the notes in fit.csv) and are left out of what follows.")
-    off = off[off["determined"].astype(bool)]
-    fit = fit[fit["determined"].fillna(False).astype(bool)]
-    if not len(off):
-        return "\n".join([*lines, " ".join([*text, "No determined fit: nothing to compare."]), ""])
-    for threshold in sorted(off["threshold"].unique(), reverse=True):
-        rows = off[off["threshold"] == threshold]
-        finite = rows[np.isfinite(rows["params_min"])]
-        data_slope = _slope(finite["dimension"], finite["params_min"])
-        built_slope = _slope(finite["dimension"], finite["hand_built"])
-        ratios = finite["params_min"] / finite["hand_built"]
-        if len(finite) >= 2 and np.isfinite(data_slope):
+    reached = table[table["reached"]]
+    for threshold in sorted(table["threshold"].unique(), reverse=True):
+        rows = reached[reached["threshold"] == threshold]
+        slope = _slope(rows["dimension"], rows["params"])
+        if len(rows) >= 2 and np.isfinite(slope):
             text.append(
-                f"At ε = {threshold:g} the fitted size is {_span(ratios)}× the "
-                f"hand-built net's over d = {_dims(finite)}, and grows as d^{data_slope:.2f} (the "
-                f"hand-built net's parameters: d^{built_slope:.2f}, its units: d^1).")
-        unreachable = rows[~np.isfinite(rows["params_min"])]
-        if len(unreachable):
-            text.append(f"At ε = {threshold:g} the law's floor E is above the threshold for d = "
-                        f"{_dims(unreachable)}: no size reaches it in the fit (a fit of the measured "
-                        "range, not a proof).")
-    both = off.pivot_table(index="dimension", columns="threshold", values="params_min")
+                f"At ε = {threshold:g} the smallest net that reached it is {_span(rows['ratio'])}× the "
+                f"hand-built net's parameters over d = {_dims(rows)}, and grows as d^{slope:.2f} (the "
+                f"hand-built net's parameters: d^{_slope(rows['dimension'], rows['hand_built_params']):.2f}, "
+                "its units: d^1).")
+    both = reached.pivot_table(index="dimension", columns="threshold", values="params")
     if both.shape[1] >= 2:
         high, low = max(both.columns), min(both.columns)
-        growth = (both[low] / both[high]).replace([np.inf, -np.inf], np.nan).dropna()
-        built = off.pivot_table(index="dimension", columns="threshold", values="hand_built")
-        built_growth = (built[low] / built[high]).loc[growth.index]
-        fitted = fit[~fit["multiply"].astype(bool)]["alpha"].dropna()
+        growth = (both[low] / both[high]).dropna()
+        built = table.pivot_table(index="dimension", columns="threshold", values="hand_built_params")
         if len(growth):
-            text.append(
-                f"From ε = {high:g} to {low:g} the fit asks for {growth.min():.2g}–{growth.max():.2g}× "
-                f"the parameters (α = {fitted.min():.2f}–{fitted.max():.2f}: 10× less error costs "
-                f"10^(1/α) times the size), the hand-built net {_span(built_growth)}×: at a fixed "
-                "depth both grow as a power of 1/ε.")
+            text.append(f"From ε = {high:g} to {low:g} the smallest net grows {_span(growth)}× over "
+                        f"d = {', '.join(str(int(d)) for d in growth.index)}, the hand-built net "
+                        f"{_span(built[low] / built[high])}×.")
+    missed = table[~table["reached"] & table["run"]]
+    if len(missed):
+        text.append(f"Not reached at d = {_dims(missed)} for some ε: a bound of the sizes and "
+                    "samples tried (answer.csv's `bound`), not a size that cannot be learned.")
     text.append("The hand-built net is an upper bound on the size ε needs at one hidden layer, "
-                "not something SGD was shown to find; a fit above it measures what Adam at a constant "
-                "learning rate learned from the samples trained, extrapolated to S → ∞. The last "
-                "column, d·ln(1/ε) units of Yarotsky's deep construction spread over two layers, is "
-                "for its growth only: its depth grows with log(1/ε) and its constant is unknown "
-                "(taken as 1), so it bounds no depth-2 net.")
+                "not something SGD was shown to find; the smallest net measured is what Adam learned "
+                "from the samples trained, at any depth. The last column, d·ln(1/ε) units of "
+                "Yarotsky's deep construction spread over two layers, is for its growth only: its "
+                "depth grows with log(1/ε) and its constant is unknown (taken as 1), so it bounds no "
+                "fixed-depth net.")
     return "\n".join([*lines, " ".join(text), ""])
 
 
 def _count(value) -> str:
     if value is None or not np.isfinite(value):
-        return "∞" if value is not None and value == np.inf else "–"
+        return "–"
     return f"{value:.2g}" if value >= 1e4 else f"{value:.0f}"
 
 

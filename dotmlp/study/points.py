@@ -2,7 +2,7 @@
 
 A sweep's folder holds `trials.csv` (one row per trial: its configuration and final NMSE) and
 `curves.csv` (every trial's held-out NMSE at each rung of its ×2 ladder of budgets). The answer
-table, the scaling fit and the depth comparison all read the same thing from them: each trial's
+table and the depth comparison both read the same thing from them: each trial's
 configuration, at each budget it reached, with the median and range over its seeds there. This
 module builds that table, for one sweep or several concatenated (a `sweep` and/or `machine`
 column then tells their trials apart). Pure functions on DataFrames; reads results, never trains.
