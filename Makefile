@@ -88,16 +88,22 @@ answer: install
 	$(VENV)/bin/python -m dotmlp.study.readme
 	$(VENV)/bin/python -m dotmlp.notebook execute
 
+# Two pytest processes (pytest-xdist), a test file each at a time: the slow tests wait on process
+# starts, imports and Ray's start more than they compute, so two overlap on 2 cores; a file stays in
+# one process, so its tests share their module's Ray runtime. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 # --durations: CI's log then names the slowest tests, the ones to look at when the suite grows.
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest --durations=20 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_PARALLEL) --durations=20 $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (real sweeps, the multi-node cluster, executing the notebook);
 # the offline cluster-config tests (marked distributed, not slow) are in.
 test-fast: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
