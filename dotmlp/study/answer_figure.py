@@ -84,6 +84,13 @@ def draw(answer: pd.DataFrame, out: Path, law: pd.DataFrame | None = None) -> Pa
     data.set_title("Samples SGD needs (cosine-decayed Adam)", fontsize=11)
     units.legend(fontsize=9, loc="upper left")
     data.legend(fontsize=9, loc="upper left", ncol=2)
+    return save(fig, out)
+
+
+def save(fig, out: Path) -> Path:
+    """Write a figure at DPI (1,000 px for a 10-inch figure), atomically, and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.png")

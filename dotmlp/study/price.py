@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dotmlp.study import answer_figure
+from dotmlp.study.answer_figure import DPI, WIDTH_INCHES
+
 GROWTH_MIN_POINTS = 3
 COLUMNS = ["dimension", "threshold", "depth", "width", "params", "failed_width", "failed_params",
            "samples", "lr_bracketed", "construction_k", "construction_params", "price", "price_lo",
            "growth_slope", "growth_slope_lo", "growth_points"]
-COLOURS = {1e-2: "tab:blue", 1e-3: "tab:red"}
-WIDTH_INCHES, DPI = 10, 100
+COLOURS = answer_figure.COLOURS
 
 
 def price_table(answer: pd.DataFrame) -> pd.DataFrame:
@@ -83,10 +85,4 @@ def draw(table: pd.DataFrame, out: Path) -> Path:
     axis.yaxis.set_major_formatter(plain)
     axis.yaxis.set_minor_formatter(plain)
     axis.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return answer_figure.save(fig, out)
