@@ -46,8 +46,8 @@ from dotmlp.sizes import params_of, width_for_params
 # very same rates (floats recomputed by multiplication would not compare equal).
 LR_BASE = 1e-3
 LR_START_INDEX = 1  # 2e-3: the middle of the first bracket {1e-3, 2e-3, 4e-3}
-# A bracket is not extended past these (1.6e-5 … 1.024); a ladder's next rung re-centres on its best
-# rate, so the top was raised from 0.128 once d = 8 at 1e-2 chose 0.512 at the edge, unbracketed.
+# A bracket is not extended past these (1.6e-5 … 1.024; a ladder's next rung re-centres on its best
+# rate, so one centred on them reaches a step beyond). Best rates reach 0.512 at d = 8.
 LR_MIN_INDEX, LR_MAX_INDEX = -6, 10
 BUDGET_FACTOR = 4
 WIDER_FACTORS = (2, 4)

@@ -90,6 +90,20 @@ def start(args: list[str], log: Path, **popen) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, **popen)
 
 
+def disturbed(args, log, ready, disturb, interval: float = 1.0) -> tuple[int, str]:
+    """Start a sweep in the background, wait (minutes, on a loaded machine) until ready(driver),
+    disturb(driver), and return its exit code and its stderr."""
+    driver = start(args, log)
+    try:
+        assert wait_for(lambda: ready(driver), timeout=480, interval=interval), "the sweep never got ready"
+        disturb(driver)
+        driver.wait(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    return driver.returncode, log.with_suffix(".err").read_text().strip()
+
+
 # The benchmarks' tiny sweep settings (tests/test_benchmarks.py): one task, MLPs of width 8, 32 steps.
 TINY_SWEEP = ["--max-steps", "32", "--reports", "4", "--dimensions", "2", "--depths", "1",
               "--widths", "8", "--multiply", "off"]

@@ -10,8 +10,8 @@ import pytest
 
 from dotmlp import analysis, tracking
 from sweep.run import main
-from tests.conftest import store_count
-from tests.test_record import disturbed, read
+from tests.conftest import disturbed, store_count
+from tests.test_record import read
 from tests.test_sweep import sweep_runs
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from dotmlp import analysis, tracking
 from dotmlp.analysis.__main__ import main as analysis_main
 from sweep.run import main
-from tests.conftest import finished_runs, start, wait_for
+from tests.conftest import disturbed, finished_runs, start, wait_for
 from tests.test_sweep import few_second_trials, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -199,20 +199,6 @@ def test_an_interrupted_sweep_says_so_exits_130_and_resumes_even_after_a_sigkill
     assert all(r.info.status == "FINISHED" for r in runs)  # none duplicated, none left running
     assert metric_points(tmp_path, "stop") == original
     assert metric_points(copy, "stop") > original
-
-
-def disturbed(args, log, ready, disturb, interval: float = 1.0) -> tuple[int, str]:
-    """Start a sweep in the background, wait (minutes, on a loaded machine) until ready(driver),
-    disturb(driver), and return its exit code and its stderr."""
-    driver = start(args, log)
-    try:
-        assert wait_for(lambda: ready(driver), timeout=480, interval=interval), "the sweep never got ready"
-        disturb(driver)
-        driver.wait(timeout=600)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    return driver.returncode, log.with_suffix(".err").read_text().strip()
 
 
 def descendants(pid: int) -> dict[int, str]:

@@ -27,6 +27,11 @@ COLOURS = {1e-2: "tab:blue", 1e-3: "tab:red"}
 WIDTH_INCHES, DPI = 10, 100  # 1,000 px wide: a 10 pt font is 10 pt on the page a reader sees
 
 
+def read_law(path: Path) -> pd.DataFrame | None:
+    """law_checks.csv, or None where the law has not been fitted yet."""
+    return pd.read_csv(path) if Path(path).is_file() else None
+
+
 def law_widths(law: pd.DataFrame | None) -> pd.DataFrame:
     """The law's depth-1 widths per (ε, d), from every dimension with data (empty: no law yet)."""
     if law is None or not len(law):
@@ -43,13 +48,13 @@ def draw(answer: pd.DataFrame, out: Path, law: pd.DataFrame | None = None) -> Pa
 
     rows = answer[(answer["multiply"].astype(str) == "False") & (answer["depth"] == 1)]
     fig, (units, data) = plt.subplots(1, 2, figsize=(WIDTH_INCHES, 4.4), dpi=DPI)
+    predictions = law_widths(law)
     for eps, task in rows.groupby("threshold"):
         colour = COLOURS.get(eps, "tab:gray")
         task = task.sort_values("dimension")
         units.plot(task["dimension"], task["construction_hidden"], "--", color=colour, lw=1.5,
                    label=f"hand-built, ε = {eps:g}")
-        predicted = law_widths(law)
-        predicted = predicted[np.isclose(predicted["threshold"], eps)]
+        predicted = predictions[np.isclose(predictions["threshold"], eps)]
         if len(predicted):
             units.plot(predicted["dimension"], predicted["predicted_width"], ":", color=colour, lw=1.5,
                        label=f"law's prediction (fit on d = {predicted['fitted_on'].iloc[0]}), ε = {eps:g}")
@@ -109,8 +114,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     if not Path(args.answer).exists():
         fail(parser.prog, f"answer {args.answer!r} does not exist: python -m dotmlp.study.frontier writes it")
-    law = pd.read_csv(args.law) if Path(args.law).is_file() else None
-    return draw(pd.read_csv(args.answer), Path(args.out), law)
+    return draw(pd.read_csv(args.answer), Path(args.out), read_law(args.law))
 
 
 if __name__ == "__main__":

@@ -122,8 +122,8 @@ def write_answer(results_dir: Path, name: str = "frontier", figure: bool = True)
     table = answer_table(frontier.FrontierSettings(), ledger, kept_flag_rows(grid if grid.exists() else out))
     write_atomically(out, table.to_csv(index=False))
     if figure:  # with the law's line as last fitted (make answer refits it, then redraws)
-        law = Path(results_dir) / answer_figure.LAW.name
-        answer_figure.draw(table, out.with_suffix(".png"), pd.read_csv(law) if law.is_file() else None)
+        law = answer_figure.read_law(Path(results_dir) / answer_figure.LAW.name)
+        answer_figure.draw(table, out.with_suffix(".png"), law)
     searched = ~table["multiply"].astype(bool)
     decided = int(((table["status"] == "decided") & searched).sum())
     print(f"{out}: {decided} of {int(searched.sum())} searched rows decided, from {len(ledger)} runs in "
