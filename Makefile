@@ -83,6 +83,7 @@ results-notebook: install
 # notebook that shows them (tests/test_readme.py and test_notebook.py check they agree).
 answer: install
 	$(VENV)/bin/python -m dotmlp.study.frontier --no-figure
+	$(VENV)/bin/python -m dotmlp.study.frontier_depth
 	$(VENV)/bin/python -m dotmlp.study.law_across
 	$(VENV)/bin/python -m dotmlp.study.answer_figure
 	$(VENV)/bin/python -m dotmlp.study.readme

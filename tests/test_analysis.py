@@ -176,7 +176,9 @@ def test_a_seed_that_goes_nan_at_the_end_is_in_the_table_and_the_figures(tmp_pat
     tracking.ensure_experiment(uri, "nan_seed")
     runs = MLflowTrialRuns(uri, "nan_seed", record["sweep_id"], settings.trial_settings(),
                            settings.max_t)
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # "local": a bare ray.init() joins the cluster another pytest process may have running
+    # (ray start and cluster_utils leave its address in /tmp/ray/ray_current_cluster).
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         tune.Tuner(one_seed_goes_nan,
                    param_space={"dimension": 2, "multiply": False, "depth": 1, "width": 8,

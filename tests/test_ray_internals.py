@@ -98,7 +98,9 @@ def test_saving_a_trial_s_state_reaches_tune_without_its_restricted_access_warni
     kept = Kept()
     logging.getLogger("ray.tune.execution.tune_controller").addHandler(kept)
     reset_log_once("restrict_accessing_tune_controller")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # "local": a bare ray.init() joins the cluster another pytest process may have running
+    # (ray start and cluster_utils leave its address in /tmp/ray/ray_current_cluster).
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         grid = tune.Tuner(report_twice, tune_config=tune.TuneConfig(scheduler=SavesAtEveryResult()),
                           run_config=tune.RunConfig(name="saved", storage_path=str(tmp_path),
