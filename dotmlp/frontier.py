@@ -53,6 +53,8 @@ BUDGET_FACTOR = 4
 WIDER_FACTORS = (2, 4)
 FIRST_SAMPLES = 2**19
 PRECISIONS = ("fp32", "bf16")
+# With a·b among the inputs, two ReLUs are exact at any d: relu(s) − relu(−s), s = Σ (a·b)_i.
+FLAG_WIDTH = 2
 
 
 def lr_of(index: int) -> float:
@@ -80,6 +82,8 @@ class FrontierSettings:
     """Widths grow to at most this multiple of the starting (construction) width: a task not
     reached there is a bound at 4x the hand-built net, the widest this CPU affords at d = 64."""
     precision: str = "fp32"
+    multiply: bool = False
+    """The flag: a·b fed to the net as d more inputs (its own ledger; its nets start at FLAG_WIDTH)."""
 
     def __post_init__(self) -> None:
         from dotmlp.config import ConfigError
@@ -110,8 +114,11 @@ class FrontierSettings:
 
     @property
     def ledger_name(self) -> str:
-        """The ledger's file: one per precision, so that runs of one never stand in for the other's."""
-        return "candidates.csv" if self.precision == "fp32" else f"candidates-{self.precision}.csv"
+        """The ledger's file: one per precision and flag, so that runs of one never stand in for
+        another's."""
+        flag = "-multiply" if self.multiply else ""
+        precision = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"candidates{flag}{precision}.csv"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -288,10 +295,13 @@ def flattened(curve: list[tuple[int, float]], eps: float, cap: int) -> bool:
     return last * rate**steps_left > eps
 
 
-def start_width(task: Task) -> int:
-    """The hand-built net's width for ε (depth 1), or the depth-`depth` width of its parameters."""
+def start_width(task: Task, multiply: bool = False) -> int:
+    """The hand-built net's width for ε (depth 1), or the depth-`depth` width of its parameters;
+    with the flag, FLAG_WIDTH at any depth."""
     from dotmlp import construction
 
+    if multiply:
+        return FLAG_WIDTH
     k = construction.smallest_k(task.threshold)
     hidden = construction.hidden_units(task.dimension, k)
     if task.depth == 1:
@@ -299,9 +309,15 @@ def start_width(task: Task) -> int:
     return width_for_params(params_of(task.dimension, 1, hidden), task.dimension, task.depth)
 
 
-def pending(settings: FrontierSettings, ledger: dict[RunKey, Run], start=start_width) -> list[RunKey]:
+def starts(settings: FrontierSettings):
+    return lambda task: start_width(task, settings.multiply)
+
+
+def pending(settings: FrontierSettings, ledger: dict[RunKey, Run], start=None) -> list[RunKey]:
     """Every run some unfinished task needs next, cheapest task first (no duplicates); the runs of
-    the wider nets (Search.wider) only after every task's own search."""
+    the wider nets (Search.wider) only after every task's own search. start(task): the first
+    width tried (default: start_width, with the settings' flag)."""
+    start = start or starts(settings)
     keys: list[RunKey] = []
     later: list[RunKey] = []
     for task in settings.tasks():
@@ -319,9 +335,10 @@ def pending(settings: FrontierSettings, ledger: dict[RunKey, Run], start=start_w
 
 
 def outcomes(settings: FrontierSettings, ledger: dict[RunKey, Run],
-             start=start_width) -> list[TaskOutcome | Task]:
+             start=None) -> list[TaskOutcome | Task]:
     """Each task's outcome (with its wider nets where they are done, and the runs it read), or
     the task itself where its search has not finished."""
+    start = start or starts(settings)
     results: list[TaskOutcome | Task] = []
     for task in settings.tasks():
         search = Search(settings, task, ledger, start(task))

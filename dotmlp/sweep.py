@@ -459,7 +459,7 @@ def run_frontier(
     """Run the frontier search (dotmlp.frontier) until every task is decided, or until stopped.
 
     settings: a dotmlp.frontier.FrontierSettings. The ledger (<results-dir>/<name>/candidates.csv;
-    candidates-bf16.csv for precision bf16)
+    candidates-bf16.csv for precision bf16, candidates-multiply.csv with the flag)
     is the search's memory: each finished run is appended to it as it finishes, and a search
     started again on it trains only what it lacks. Every invocation is a new Tune experiment
     (<results-dir>/<name>/search-<time>/, not committed) and writes its runs to MLflow."""
@@ -479,7 +479,7 @@ def run_frontier(
     shared = SweepSettings(num_samples=1, max_steps=settings.first_samples // settings.batch_size,
                            reports=3, batch_size=settings.batch_size, schedule="cosine",
                            seeds=settings.seeds, asha=False, dimensions=settings.dimensions,
-                           depths=settings.depths, multiply=(False,),
+                           depths=settings.depths, multiply=(settings.multiply,),
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -80,7 +80,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--frontier", action="store_true",
                    help="search the smallest width SGD trains to each --thresholds NMSE (dotmlp/frontier.py) "
                    "at each of --dimensions and --depths (default 1,2), instead of a grid sweep; run it "
-                   "again to resume: finished runs are in <results-dir>/<name>/candidates.csv")
+                   "again to resume: finished runs are in <results-dir>/<name>/candidates.csv; --multiply on "
+                   "searches with a·b fed (candidates-multiply.csv)")
     p.add_argument("--thresholds", default="1e-2,1e-3", help="with --frontier: target NMSEs, in (0, 1)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="with --frontier: bf16 runs the training products under bfloat16 autocast "
@@ -271,11 +272,14 @@ def frontier_settings(parser, args, argv: list[str]):
         thresholds = tuple(float(x) for x in args.thresholds.split(","))
     except ValueError:
         parser.error(f"thresholds must be comma-separated numbers in (0, 1), got {args.thresholds!r}")
+    if "multiply" in given and args.multiply == "both":
+        parser.error("with --frontier, --multiply is on or off: each flag is a search of its own")
     try:
         return FrontierSettings(
             dimensions=int_list("dimensions", args.dimensions),
             depths=int_list("depths", args.depths) if "depths" in given else (1, 2),
-            thresholds=thresholds, seeds=args.seeds, precision=args.precision)
+            thresholds=thresholds, seeds=args.seeds, precision=args.precision,
+            multiply=args.multiply == "on")
     except ConfigError as error:
         parser.error(str(error))
 

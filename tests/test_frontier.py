@@ -151,8 +151,23 @@ def test_a_resumed_search_trains_only_the_runs_it_lacks(tmp_path):
 
 
 def test_frontier_usage_errors_are_one_line(run_cli, tmp_path):
-    for args in (["--thresholds", "2"], ["--thresholds", "x"], ["--depths", "0"]):
+    for args in (["--thresholds", "2"], ["--thresholds", "x"], ["--depths", "0"], ["--multiply", "both"]):
         done = run_cli("sweep/run.py", "--frontier", "--results-dir", str(tmp_path), *args, timeout=120)
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "frontier").exists()
+
+
+def test_the_flag_is_a_search_of_its_own_from_two_units():
+    flag = FrontierSettings(dimensions=(4,), depths=(1, 2), thresholds=(1e-2,), multiply=True)
+    assert flag.ledger_name == "candidates-multiply.csv"
+    assert FrontierSettings(multiply=True, precision="bf16").ledger_name == "candidates-multiply-bf16.csv"
+    assert FrontierSettings().ledger_name == "candidates.csv"
+    # Two ReLUs are exact with a·b fed, at every depth: the search starts there, not at 2dk units.
+    assert {key.width for key in frontier.pending(flag, {})} == {frontier.FLAG_WIDTH}
+    assert {key.width for key in frontier.pending(FrontierSettings(dimensions=(4,), depths=(1,),
+                                                                   thresholds=(1e-2,)), {})} == {32}
+    from dotmlp.tune.frontier import FrontierSearcher
+
+    key = frontier.pending(flag, {})[0]
+    assert FrontierSearcher(flag, "unused.csv").trial_config(key)["multiply"] is True

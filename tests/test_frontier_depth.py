@@ -9,7 +9,7 @@ import pytest
 from dotmlp import frontier
 from dotmlp.frontier import FrontierSettings
 from dotmlp.sizes import params_of
-from dotmlp.study import frontier_depth
+from dotmlp.study import frontier_depth, frontier_flag
 from tests.test_frontier import run_row
 
 # d = 1 searched at depths 1 and 4, d = 2 at depth 1 only: (2, 4) was never started.
@@ -56,3 +56,27 @@ def test_cli_writes_both_files_and_refuses_a_missing_ledger(tmp_path, capsys):
     assert ended.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("python -m dotmlp.study.frontier_depth: error: no ledger")
+
+
+def test_the_flag_table_sets_the_flag_s_smallest_net_against_the_plain_one(tmp_path):
+    """frontier_flag: both searches on the synthetic world (which ignores the inputs), so the
+    widths agree and the parameters differ by the flag's d more inputs. ε = 0.05: within the
+    flag search's widest width (4 × its start of 2) in that world."""
+    ledgers = {}
+    for flag in (True, False):
+        settings = FrontierSettings(dimensions=(2,), depths=(1,), thresholds=(5e-2,), caps=((64, 2**23),),
+                                    multiply=flag)
+        path = tmp_path / settings.ledger_name
+        while keys := frontier.pending(settings, frontier.load_ledger(path)):
+            frontier.append_runs(path, [run_row(keys[0])])
+        ledgers[flag] = frontier.load_ledger(path)
+    table = frontier_flag.flag_table(ledgers[True], ledgers[False], thresholds=(5e-2,))
+    row = table[table["dimension"] == 2].iloc[0]
+    assert row["with_status"] == row["without_status"] == "decided"
+    assert row["with_width"] == row["without_width"]  # the same world, found from either start
+    assert row["with_params"] == params_of(2, 1, row["with_width"], multiply=True)
+    assert row["without_params"] == params_of(2, 1, row["without_width"])
+    assert row["params_ratio"] == round(row["without_params"] / row["with_params"], 1) < 1
+    assert (table.loc[table["dimension"] != 2, "with_status"] == "in progress").all()
+    text = frontier_flag.summary(table)
+    assert f"| 2 | 0.05 | 1 × {row['with_width']}, {row['with_params']:,} params" in text

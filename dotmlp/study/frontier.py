@@ -39,15 +39,13 @@ INTEGER_COLUMNS = ["width", "params", "failed_width", "failed_params", "samples"
 def task_row(outcome: frontier.TaskOutcome | frontier.Task, settings: frontier.FrontierSettings,
              ledger: dict) -> dict:
     task = outcome if isinstance(outcome, frontier.Task) else outcome.task
-    d, eps = task.dimension, task.threshold
-    k = construction.smallest_k(eps)
-    row = {"dimension": d, "multiply": False, "threshold": eps, "depth": task.depth,
-           "construction_k": k, "construction_hidden": construction.hidden_units(d, k),
-           "construction_params": construction.params(d, k), "seeds": settings.seeds,
-           "sample_cap": settings.cap(d), "start_width": frontier.start_width(task)}
+    d, eps, flag = task.dimension, task.threshold, settings.multiply
+    row = {"dimension": d, "multiply": flag, "threshold": eps, "depth": task.depth, **reference(d, eps, flag),
+           "seeds": settings.seeds, "sample_cap": settings.cap(d),
+           "start_width": frontier.start_width(task, flag)}
     if isinstance(outcome, frontier.Task):
-        return {**row, "status": "in progress",
-                "note": "search not finished: run `python sweep/run.py --frontier` again to go on"}
+        again = "python sweep/run.py --frontier" + (" --multiply on" if flag else "")
+        return {**row, "status": "in progress", "note": f"search not finished: run `{again}` again to go on"}
     tried = outcome.evaluated.values()
     cpu_seconds = sum(float(ledger[key].row.get("seconds") or 0) * float(ledger[key].row.get("cpus") or 1)
                       for key in outcome.runs)
@@ -63,13 +61,13 @@ def task_row(outcome: frontier.TaskOutcome | frontier.Task, settings: frontier.F
                 "note": f"not reached by width <= {row['max_width_tried']} with <= "
                         f"{row['max_samples_tried']:,} samples (best median {widest.best.nmse_median:.3g} "
                         f"at width {widest.width}): a bound, not a limit"}
-    params = frontier.params_of(d, task.depth, hi.width)
+    params = frontier.params_of(d, task.depth, hi.width, flag)
     row.update(reached=True, width=hi.width, params=params, samples=hi.samples,
                nmse_median=hi.best.nmse_median, nmse_min=hi.best.nmse_min, nmse_max=hi.best.nmse_max,
                lr=hi.best.key.lr, lrs_tried=lr_list(hi.lrs), lr_bracketed=hi.bracketed,
                price=round(params / row["construction_params"], 3))
     if lo is not None:
-        row.update(failed_width=lo.width, failed_params=frontier.params_of(d, task.depth, lo.width),
+        row.update(failed_width=lo.width, failed_params=frontier.params_of(d, task.depth, lo.width, flag),
                    failed_samples=lo.samples, failed_nmse_median=lo.best.nmse_median,
                    note=f"width {lo.width} failed ({lo.reason}) after {lo.samples:,} samples")
     else:
@@ -77,6 +75,17 @@ def task_row(outcome: frontier.TaskOutcome | frontier.Task, settings: frontier.F
     for factor, wider in outcome.wider.items():
         row[f"samples_{factor}x_wider"] = wider.samples if wider.reached else None
     return row
+
+
+def reference(d: int, eps: float, flag: bool) -> dict:
+    """The hand-built net the row is priced against: k ReLUs per square (2dk units), or with the
+    flag the two units that are exact (relu(s) − relu(−s) on s = Σ a_i·b_i)."""
+    if flag:
+        return {"construction_hidden": frontier.FLAG_WIDTH,
+                "construction_params": frontier.params_of(d, 1, frontier.FLAG_WIDTH, True)}
+    k = construction.smallest_k(eps)
+    return {"construction_k": k, "construction_hidden": construction.hidden_units(d, k),
+            "construction_params": construction.params(d, k)}
 
 
 def lr_list(lrs) -> str:

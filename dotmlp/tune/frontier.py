@@ -50,7 +50,7 @@ class FrontierSearcher(Searcher):
     def trial_config(self, key: frontier.RunKey) -> dict:
         s = self.settings
         return {"dimension": key.dimension, "depth": key.depth, "width": key.width, "lr": key.lr,
-                "multiply": False, "steps": key.samples // s.batch_size, "batch_size": s.batch_size,
+                "multiply": s.multiply, "steps": key.samples // s.batch_size, "batch_size": s.batch_size,
                 "seeds": s.seeds, "schedule": "cosine", "precision": s.precision, "lr_index": key.lr_index,
                 "samples_budget": key.samples}
 
