@@ -125,9 +125,10 @@ TINY = FrontierSettings(dimensions=(1,), depths=(1,), thresholds=(0.3,), first_s
 
 
 @pytest.mark.slow
-def test_a_resumed_search_trains_only_the_runs_it_lacks(tmp_path):
+def test_a_resumed_search_trains_only_the_runs_it_lacks(ray_runtime, tmp_path):
     """Stopped after some runs (the ledger holds only what finished), started again: it trains what
-    is missing and nothing twice, and ends where the uninterrupted search ended."""
+    is missing and nothing twice, and ends where the uninterrupted search ended. The three searches
+    share the tests' Ray runtime (a new one each would cost two more starts)."""
     from dotmlp import sweep
     from tests.conftest import finished_runs
 

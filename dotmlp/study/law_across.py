@@ -12,19 +12,9 @@ same files; run it again as the ledger grows):
   dimension with data left out);
 - price.csv, price.png: the price of learning (dotmlp.study.price).
 
-On the ledger of 2026-12-06 (d = 1, 2, 4, 8; 155 tuned points of 57 nets), the law kept is
-`across_d_k_only`: NMSE ≈ f/(1+f), f = A·k^−α + B·k^−δ·(S/N)^−β (depth 2: ×2.4 and ×2.6 on the
-two terms), α = 2.78 [2.46, 3.40], β = 0.60 [0.45, 0.74], δ = 1.08 [0.92, 1.29] (90 %), the
-capacity exponent near the construction's 3.1–3.5. Left out one at a time, its RMSE of log NMSE
-is 0.89, 0.35, 0.34, 0.49 at d = 1, 2, 4, 8 (pooled 0.538) against the per-d fit's (constants on a
-line in ln d) 0.72, 0.37, 0.40, 0.58 (pooled 0.518): per-d is lower by 0.02, within one standard
-error (0.08), so the simpler law is kept; the per-d fit wins only at d = 1, whose curves are the
-noisiest. Its widths, a dimension left out: 13 of 13 within 1.5x of the search's (RMS log ratio
-0.18; per-d 0.22, 11 of 13). With γ free, γ_data = 0.00 [−0.35, 0.26]: samples per parameter is
-the data currency at every d; γ_capacity = −0.63 [−1.55, −0.09] but does not predict a held-out d
-better (pooled 0.561). Caveat: at d = 8 every method predicts too low an NMSE at small k (bias of
-log NMSE −0.15 for the kept law; found width 91 against 65 predicted): d may matter beyond k in
-ways four dimensions cannot pin down, and the predictions at d = 24 … 64 may be optimistic.
+What it finds on the committed ledger (the law kept, its exponents and intervals, the held-out
+errors and the widths predicted for unseen dimensions) is in results/README.md, "Why", and in the
+files themselves: the numbers move as the ledger grows, so they are not repeated here.
 """
 
 from __future__ import annotations
