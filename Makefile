@@ -84,6 +84,7 @@ results-notebook: install
 answer: install
 	$(VENV)/bin/python -m dotmlp.study.frontier --no-figure
 	$(VENV)/bin/python -m dotmlp.study.frontier_depth
+	$(VENV)/bin/python -m dotmlp.study.frontier_flag
 	$(VENV)/bin/python -m dotmlp.study.law_across
 	$(VENV)/bin/python -m dotmlp.study.answer_figure
 	$(VENV)/bin/python -m dotmlp.study.readme

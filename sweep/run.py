@@ -298,10 +298,16 @@ def run_frontier(parser, args, argv: list[str]) -> dict:
                                      gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures)
     except sweep.UsageError as error:
         fail(PROG, str(error))
-    # The answer table and figure, from above: the study reads what the search wrote.
+    # The answer table and figure (with the flag: its table against the plain search's), from
+    # above: the study reads what the search wrote.
     from dotmlp.study import frontier as frontier_answer
+    from dotmlp.study import frontier_flag
 
-    frontier_answer.write_answer(Path(args.results_dir), name, figure=not args.no_figures)
+    if settings.multiply:
+        if (Path(args.results_dir) / name / "candidates.csv").exists():
+            frontier_flag.write(Path(args.results_dir), name, settings.depths)
+    else:
+        frontier_answer.write_answer(Path(args.results_dir), name, figure=not args.no_figures)
     return summary
 
 

@@ -7,6 +7,7 @@ approximation a study's smallest nets against approximation theory, in prose (ap
 depth      deep against shallow at equal parameters, on a grid study's nets
 frontier   the answer table from the frontier search (answer.csv)
 frontier_depth depth 1, 2 and 4 at the frontier: each depth's smallest net for ε (depth.csv)
+frontier_flag the flag at the frontier: the smallest net with a·b fed against without (flag.csv)
 across_fit one law across dimensions for SGD's NMSE, fitted with bootstrap intervals (law.csv)
 across_checks the law left one dimension out, and asked for unseen dimensions' widths (law_checks.csv)
 price      the price of learning: SGD's smallest net ÷ the hand-built net (price.csv, price.png)

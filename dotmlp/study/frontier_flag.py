@@ -71,6 +71,19 @@ def summary(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(results_dir: Path, name: str = "frontier", depths: tuple[int, ...] = (1,)) -> pd.DataFrame:
+    """flag.csv and flag.md from the two ledgers in <results-dir>/<name>/, written atomically."""
+    folder = Path(results_dir) / name
+    with_flag, without = (frontier.load_ledger(folder / frontier.FrontierSettings(multiply=flag).ledger_name)
+                          for flag in (True, False))
+    table = flag_table(with_flag, without, depths=depths)
+    write_atomically(Path(results_dir) / CSV, table.to_csv(index=False))
+    write_atomically(Path(results_dir) / SUMMARY, summary(table))
+    print(f"{Path(results_dir) / CSV}: {int(table['params_ratio'].notna().sum())} of {len(table)} "
+          "rows with both sides reached")
+    return table
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = ArgumentParser(prog="python -m dotmlp.study.frontier_flag", description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results", help="where flag.csv and flag.md go")
@@ -81,18 +94,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         depths = int_list("depths", args.depths)
     except ConfigError as error:
         parser.error(str(error))
-    folder = Path(args.results_dir) / args.name
-    paths = [folder / frontier.FrontierSettings(multiply=flag).ledger_name for flag in (True, False)]
-    for path in paths:
+    for flag in (True, False):
+        path = Path(args.results_dir) / args.name / frontier.FrontierSettings(multiply=flag).ledger_name
         if not path.exists():
             fail(parser.prog, f"no ledger {path}: run `python sweep/run.py --frontier"
-                              f"{' --multiply on' if 'multiply' in path.name else ''}` first")
-    table = flag_table(*(frontier.load_ledger(path) for path in paths), depths=depths)
-    write_atomically(Path(args.results_dir) / CSV, table.to_csv(index=False))
-    write_atomically(Path(args.results_dir) / SUMMARY, summary(table))
-    print(f"{Path(args.results_dir) / CSV}: {int(table['params_ratio'].notna().sum())} of {len(table)} "
-          "rows with both sides reached")
-    return table
+                              f"{' --multiply on' if flag else ''}` first")
+    return write(Path(args.results_dir), args.name, depths)
 
 
 if __name__ == "__main__":
