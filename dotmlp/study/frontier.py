@@ -5,7 +5,8 @@ the width below it that failed, the hand-built net's size, and the price of lear
 replays the search on it (dotmlp.frontier: the same decisions the search made) and writes
 results/answer.csv. A task whose search has not finished gets a row saying so ("in progress"),
 never a number read off an unfinished search. The rows with the flag on (a·b fed to the net, where
-a linear model is exact) are not searched: they are the grid study's (results/grid/answer.csv).
+a linear model is exact) are the grid study's linear model (results/grid/answer.csv); the smallest
+MLP with the flag, from a search of its own, is in flag.csv (dotmlp.study.frontier_flag).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def answer_table(settings: frontier.FrontierSettings, ledger: dict,
 
 def kept_flag_rows(previous: Path) -> pd.DataFrame | None:
     """The flag rows of a grid answer: a linear model on [a, b, a·b] (exact), from the grid study
-    that trained it; the frontier search does not train with the flag."""
+    that trained it (the smallest MLP with the flag, from its own search, is in flag.csv:
+    dotmlp.study.frontier_flag)."""
     if not previous.exists():
         return None
     old = pd.read_csv(previous)
