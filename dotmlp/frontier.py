@@ -21,7 +21,9 @@ one (dimension, depth) share every run they both need.
   even if its last improvement per ×4 budget went on at the same rate to the cap, it would end
   above ε (learning curves flatten, so this projection is optimistic, and the stop conservative).
   It is never stopped below the `floor`: the samples the smallest reaching width needed, so a
-  failing width is always trained on at least as many samples as the one reported.
+  failing width is always trained on at least as many samples as the one reported; and the
+  widest width, where nothing narrower reached, is trained to the cap: a task not reached is a
+  bound at the widest width and the cap, never at a curve's projection.
 - The **widths** start at the hand-built construction's (dotmlp.construction; depth 2: its equal
   parameters), halve while they reach and double while they fail (up to max_width_factor × the
   start), then bisect geometrically until the smallest reaching and the largest failing widths
@@ -243,6 +245,10 @@ class Search:
             reaching = [w for w, o in evaluated.items() if o.reached]
             hi = min(reaching) if reaching else None
             floor = evaluated[hi].samples if hi is not None else 0
+            if hi is None and width * 2 > top:
+                # The widest width, nothing reached yet: a bound is a width trained to the cap,
+                # so this one is not stopped early by a flattened curve.
+                floor = self.cap
             evaluated[width] = self.judge(width, floor)
             reaching = [w for w, o in evaluated.items() if o.reached]
             hi = min(reaching) if reaching else None
