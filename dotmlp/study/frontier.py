@@ -31,6 +31,10 @@ COLUMNS = ["dimension", "multiply", "threshold", "depth", "reached", "width", "p
            "samples_2x_wider", "samples_4x_wider", "start_width", "max_width_tried",
            "max_samples_tried", "sample_cap", "cpu_hours", "status", "note"]
 
+# How every net of the frontier's tables was scored, for the tables' prose (depth.md, flag.md).
+METHOD = ("the median of 3 seeds at its best learning rate (bracketed on a ×2 grid), Adam with a "
+          "cosine decay to zero over each budget of a ladder ×4 apart from 2^19 samples")
+
 INTEGER_COLUMNS = ["width", "params", "failed_width", "failed_params", "samples", "failed_samples",
                    "samples_2x_wider", "samples_4x_wider", "start_width", "max_width_tried",
                    "max_samples_tried", "sample_cap", "seeds", "construction_k", "construction_hidden",
@@ -142,15 +146,27 @@ def write_answer(results_dir: Path, name: str = "frontier", figure: bool = True)
     return table
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = ArgumentParser(prog="python -m dotmlp.study.frontier", description=__doc__.splitlines()[0])
-    parser.add_argument("--results-dir", default="results", help="where answer.csv goes")
+def ledger_parser(module: str, doc: str, writes: str) -> ArgumentParser:
+    """The CLI of a study module that reads a frontier search's ledger: --results-dir, --name."""
+    parser = ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
+    parser.add_argument("--results-dir", default="results", help=f"where {writes} go")
     parser.add_argument("--name", default="frontier", help="the search's folder: <name>/candidates.csv")
+    return parser
+
+
+def require_ledger(parser: ArgumentParser, args, ledger_name: str = LEDGER.name) -> None:
+    """A usage error, in one line, where the search has not written that ledger yet."""
+    if not (Path(args.results_dir) / args.name / ledger_name).exists():
+        flag = " --multiply on" if "multiply" in ledger_name else ""
+        fail(parser.prog, f"no ledger {args.name}/{ledger_name} in {args.results_dir!r}: run "
+                          f"`python sweep/run.py --frontier{flag}` first")
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = ledger_parser("dotmlp.study.frontier", __doc__, "answer.csv and answer.png")
     parser.add_argument("--no-figure", action="store_true", help="answer.csv only, no answer.png")
     args = parser.parse_args(argv)
-    if not (Path(args.results_dir) / args.name / LEDGER.name).exists():
-        fail(parser.prog, f"no ledger {args.name}/{LEDGER.name} in {args.results_dir!r}: run "
-                          "`python sweep/run.py --frontier` first")
+    require_ledger(parser, args)
     return write_answer(Path(args.results_dir), args.name, figure=not args.no_figure)
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from dotmlp import frontier
-from dotmlp.cli import ArgumentParser, fail
 from dotmlp.record import write_atomically
-from dotmlp.study.frontier import LEDGER, answer_table
+from dotmlp.study.frontier import LEDGER, METHOD, answer_table, ledger_parser, require_ledger
 
 DEPTHS = (1, 2, 4)
 CSV, SUMMARY = "depth.csv", "depth.md"
@@ -65,11 +64,9 @@ def net(row) -> str:
 
 def summary(table: pd.DataFrame) -> str:
     lines = ["# Depth at the frontier", "",
-             "The smallest net of each depth that SGD trained to ε: the median of 3 seeds at its best "
-             "learning rate (bracketed), Adam with a cosine decay to zero over each budget, the same "
-             "sample cap per d at every depth (dotmlp.study.frontier_depth; the search: "
-             "dotmlp.frontier). In brackets: the seeds' range, the best rate, and the width below it "
-             "that failed.", "",
+             f"The smallest net of each depth that SGD trained to ε: {METHOD}; the same sample cap per "
+             "d at every depth (dotmlp.study.frontier_depth; the search: dotmlp.frontier). In brackets: "
+             "the seeds' range, the best rate, and the width below it that failed.", "",
              "| d | ε | depth 1 | depth 2 | depth 4 |", "|---|---|---|---|---|"]
     for (d, eps), group in table.groupby(["dimension", "threshold"], sort=False):
         cells = {row.depth: net(row) for row in group.itertuples()}
@@ -88,13 +85,9 @@ def write(results_dir: Path, name: str = "frontier") -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = ArgumentParser(prog="python -m dotmlp.study.frontier_depth", description=__doc__.splitlines()[0])
-    parser.add_argument("--results-dir", default="results", help="where depth.csv and depth.md go")
-    parser.add_argument("--name", default="frontier", help="the search's folder: <name>/candidates.csv")
+    parser = ledger_parser("dotmlp.study.frontier_depth", __doc__, f"{CSV} and {SUMMARY}")
     args = parser.parse_args(argv)
-    if not (Path(args.results_dir) / args.name / LEDGER.name).exists():
-        fail(parser.prog, f"no ledger {args.name}/{LEDGER.name} in {args.results_dir!r}: run "
-                          "`python sweep/run.py --frontier` first")
+    require_ledger(parser, args)
     table = write(Path(args.results_dir), args.name)
     decided = table[table["status"] == "decided"]
     print(f"{Path(args.results_dir) / CSV}: {len(decided)} of {len(table)} (d, ε, depth) rows decided")

@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from dotmlp import frontier
-from dotmlp.cli import ArgumentParser, fail, int_list
+from dotmlp.cli import int_list
 from dotmlp.config import ConfigError
 from dotmlp.record import write_atomically
-from dotmlp.study.frontier import answer_table
+from dotmlp.study.frontier import METHOD, answer_table, ledger_parser, require_ledger
 
 CSV, SUMMARY = "flag.csv", "flag.md"
 KEYS = ["dimension", "threshold", "depth"]
@@ -60,9 +60,8 @@ def side(row, prefix: str) -> str:
 def summary(table: pd.DataFrame) -> str:
     lines = ["# The flag at the frontier", "",
              "The smallest MLP SGD trained to ε with a·b fed as d more inputs, against the smallest "
-             "without: the median of 3 seeds at its best learning rate (bracketed), Adam with a cosine "
-             "decay to zero over each budget, the fewest samples of the ladder (×4 from 2^19) that "
-             "reached (dotmlp.study.frontier_flag).", "",
+             f"without: {METHOD}; with the fewest samples of the ladder that reached "
+             "(dotmlp.study.frontier_flag).", "",
              "| d | ε | with the flag | without | params without ÷ with |", "|---|---|---|---|---|"]
     for row in table.itertuples():
         ratio = "" if pd.isna(row.params_ratio) else f"{row.params_ratio:g}×"
@@ -85,9 +84,7 @@ def write(results_dir: Path, name: str = "frontier", depths: tuple[int, ...] = (
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = ArgumentParser(prog="python -m dotmlp.study.frontier_flag", description=__doc__.splitlines()[0])
-    parser.add_argument("--results-dir", default="results", help="where flag.csv and flag.md go")
-    parser.add_argument("--name", default="frontier", help="the searches' folder")
+    parser = ledger_parser("dotmlp.study.frontier_flag", __doc__, f"{CSV} and {SUMMARY}")
     parser.add_argument("--depths", default="1", help="the depths to compare (comma-separated)")
     args = parser.parse_args(argv)
     try:
@@ -95,10 +92,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     except ConfigError as error:
         parser.error(str(error))
     for flag in (True, False):
-        path = Path(args.results_dir) / args.name / frontier.FrontierSettings(multiply=flag).ledger_name
-        if not path.exists():
-            fail(parser.prog, f"no ledger {path}: run `python sweep/run.py --frontier"
-                              f"{' --multiply on' if flag else ''}` first")
+        require_ledger(parser, args, frontier.FrontierSettings(multiply=flag).ledger_name)
     return write(Path(args.results_dir), args.name, depths)
 
 
