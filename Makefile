@@ -91,9 +91,10 @@ answer: install
 	$(VENV)/bin/python -m dotmlp.notebook execute
 
 # PYTEST_WORKERS=2 runs pytest in two processes (pytest-xdist, a test file each at a time, so that a
-# file's tests share their module's Ray runtime): 12 min against about 17 on 2 cores, but one such
+# file's tests share their module's Ray runtime): 12 min against about 14 on 2 cores, but one such
 # run hung in a Ray test (test_ray_internals' saved-state test, its trial never reporting) while the
-# other process ran Ray too, so CI runs in one process (0) until that is understood.
+# other process ran Ray too. One cause is fixed (a bare ray.init() there joined the cluster the other
+# process's multi-node test had running); CI runs in one process (0) until two clean runs show it.
 PYTEST_WORKERS ?= 0
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 
