@@ -304,8 +304,9 @@ def run_frontier(parser, args, argv: list[str]) -> dict:
     from dotmlp.study import frontier_flag
 
     if settings.multiply:
-        if (Path(args.results_dir) / name / "candidates.csv").exists():
-            frontier_flag.write(Path(args.results_dir), name, settings.depths)
+        plain = frontier_flag.ledgers(settings.precision)[1]
+        if (Path(args.results_dir) / name / plain.ledger_name).exists():
+            frontier_flag.write(Path(args.results_dir), name, settings.depths, settings.precision)
     else:
         frontier_answer.write_answer(Path(args.results_dir), name, figure=not args.no_figures)
     return summary

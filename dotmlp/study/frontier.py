@@ -154,11 +154,13 @@ def ledger_parser(module: str, doc: str, writes: str) -> ArgumentParser:
     return parser
 
 
-def require_ledger(parser: ArgumentParser, args, ledger_name: str = LEDGER.name) -> None:
-    """A usage error, in one line, where the search has not written that ledger yet."""
-    if not (Path(args.results_dir) / args.name / ledger_name).exists():
-        flag = " --multiply on" if "multiply" in ledger_name else ""
-        fail(parser.prog, f"no ledger {args.name}/{ledger_name} in {args.results_dir!r}: run "
+def require_ledger(parser: ArgumentParser, args, settings: frontier.FrontierSettings | None = None) -> None:
+    """A usage error, in one line, where the search of settings (default: the plain fp32 one) has
+    not written its ledger yet."""
+    settings = settings or frontier.FrontierSettings()
+    if not (Path(args.results_dir) / args.name / settings.ledger_name).exists():
+        flag = " --multiply on" if settings.multiply else ""
+        fail(parser.prog, f"no ledger {args.name}/{settings.ledger_name} in {args.results_dir!r}: run "
                           f"`python sweep/run.py --frontier{flag}` first")
 
 

@@ -70,11 +70,16 @@ def summary(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(results_dir: Path, name: str = "frontier", depths: tuple[int, ...] = (1,)) -> pd.DataFrame:
+def ledgers(precision: str = "fp32") -> list[frontier.FrontierSettings]:
+    """The two searches set against each other, with the flag first: one precision for both."""
+    return [frontier.FrontierSettings(multiply=flag, precision=precision) for flag in (True, False)]
+
+
+def write(results_dir: Path, name: str = "frontier", depths: tuple[int, ...] = (1,),
+          precision: str = "fp32") -> pd.DataFrame:
     """flag.csv and flag.md from the two ledgers in <results-dir>/<name>/, written atomically."""
     folder = Path(results_dir) / name
-    with_flag, without = (frontier.load_ledger(folder / frontier.FrontierSettings(multiply=flag).ledger_name)
-                          for flag in (True, False))
+    with_flag, without = (frontier.load_ledger(folder / s.ledger_name) for s in ledgers(precision))
     table = flag_table(with_flag, without, depths=depths)
     write_atomically(Path(results_dir) / CSV, table.to_csv(index=False))
     write_atomically(Path(results_dir) / SUMMARY, summary(table))
@@ -91,8 +96,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         depths = int_list("depths", args.depths)
     except ConfigError as error:
         parser.error(str(error))
-    for flag in (True, False):
-        require_ledger(parser, args, frontier.FrontierSettings(multiply=flag).ledger_name)
+    for settings in ledgers():
+        require_ledger(parser, args, settings)
     return write(Path(args.results_dir), args.name, depths)
 
 
